@@ -1,0 +1,58 @@
+//! The HTTP surface: the Leptos pages and server functions, health checks, static files.
+
+use std::sync::Arc;
+
+use app::backend::SharedBackend;
+use app::{App, shell};
+use axum::Router;
+use axum::extract::{MatchedPath, State};
+use axum::http::{Request, StatusCode};
+use axum::routing::get;
+use leptos::prelude::provide_context;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tower_http::trace::TraceLayer;
+
+use crate::AppState;
+use crate::backend::ServerBackend;
+
+/// Builds the whole router. It does no input or output of its own, so tests call it directly.
+pub fn app(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let backend: SharedBackend = Arc::new(ServerBackend::new(state.clone()));
+    let context = move || provide_context(backend.clone());
+    let options = state.leptos_options.clone();
+
+    let router = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz));
+    #[cfg(feature = "bench-routes")]
+    let router = router.route("/bench/hello", get(|| async { "Hello, World!" }));
+
+    router
+        .leptos_routes_with_context(&state, routes, context, move || shell(options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            // The matched route, not the raw path, so query strings (which may carry an OAuth
+            // code or state) never reach the logs.
+            let route = request
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("unmatched", MatchedPath::as_str)
+                .to_owned();
+            tracing::info_span!("request", method = %request.method(), route)
+        }))
+        .with_state(state)
+}
+
+/// The process is up.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The process can serve: the database answers.
+async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    if state.db.ping().await {
+        (StatusCode::OK, "ready")
+    } else {
+        tracing::warn!("readiness check failed: the database does not answer");
+        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+    }
+}
