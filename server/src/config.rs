@@ -136,8 +136,8 @@ pub struct Config {
 /// A setting that is wrong or missing.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// A production deployment cannot run without this variable.
-    #[error("{0} must be set when OHKIT_MODE=production")]
+    /// ohkit cannot run without this variable in the mode it was started in.
+    #[error("{0} must be set")]
     Missing(&'static str),
     /// The variable is set, but to something ohkit cannot use.
     #[error("{name} is invalid: {reason}")]
@@ -224,7 +224,7 @@ mod tests {
     fn production_names_the_first_missing_variable() {
         let config = parse(&["--mode", "production"]);
         let err = config.validate().expect_err("production without settings must fail");
-        assert_eq!(err.to_string(), "DATABASE_URL must be set when OHKIT_MODE=production");
+        assert_eq!(err.to_string(), "DATABASE_URL must be set");
 
         let config = parse(&[
             "--mode",

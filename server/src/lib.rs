@@ -7,6 +7,7 @@
 pub mod backend;
 pub mod config;
 pub mod members;
+pub mod openhumans_settings;
 pub mod routes;
 pub mod storage;
 pub mod telemetry;
@@ -16,7 +17,8 @@ use std::sync::Arc;
 use leptos::config::LeptosOptions;
 use tokio::net::TcpListener;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Mode};
+use crate::openhumans_settings::OhSettings;
 use crate::storage::{Db, StorageError};
 
 /// Everything a request handler may need.
@@ -28,6 +30,10 @@ pub struct AppState {
     pub db: Db,
     /// The settings ohkit started with.
     pub config: Arc<Config>,
+    /// Where Open Humans is and how ohkit identifies itself to it.
+    pub oh: Arc<OhSettings>,
+    /// The in-process Open Humans sandbox, on the embedded default.
+    pub sandbox: Option<sandbox::Sandbox>,
 }
 
 /// Why `ohkit serve` could not start or stopped.
@@ -39,6 +45,9 @@ pub enum ServeError {
     /// The database could not be opened or migrated.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The in-process sandbox could not start.
+    #[error("the Open Humans sandbox could not start: {0}")]
+    Sandbox(#[from] sandbox::SandboxError),
     /// Leptos' own configuration could not be read.
     #[error("could not read the Leptos configuration: {0}")]
     Leptos(String),
@@ -69,7 +78,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 
     let addr = config.addr;
     let public_url = config.public_url();
-    let state = AppState { leptos_options, db, config: Arc::new(config) };
+    let sandbox = if config.mode == Mode::Embedded && config.oh_base_url.is_none() {
+        Some(open_sandbox(&config).await?)
+    } else {
+        None
+    };
+    let oh = OhSettings::resolve(&config, sandbox.as_ref())?;
+    tracing::info!(base_url = %oh.base_url, in_process_sandbox = sandbox.is_some(), "Open Humans");
+    let state =
+        AppState { leptos_options, db, config: Arc::new(config), oh: Arc::new(oh), sandbox };
     let router = routes::app(state);
 
     let listener =
@@ -82,6 +99,25 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .map_err(|source| ServeError::Io { addr, source })?;
     tracing::info!("ohkit stopped cleanly");
     Ok(())
+}
+
+/// Opens the in-process sandbox with a project whose redirect and webhook URLs point back at
+/// this ohkit instance.
+async fn open_sandbox(config: &Config) -> Result<sandbox::Sandbox, ServeError> {
+    let public_url = config.public_url();
+    let sandbox_config = sandbox::SandboxConfig {
+        base_url: public_url.join(routes::SANDBOX_PREFIX.trim_start_matches('/')).map_err(
+            |err| ConfigError::Invalid { name: "OHKIT_PUBLIC_URL", reason: err.to_string() },
+        )?,
+        database: Some(config.data_dir.join("sandbox.sqlite3")),
+        project: sandbox::ProjectSeed {
+            redirect_url: Some(OhSettings::redirect_url_for(&public_url).to_string()),
+            deauth_webhook: Some(OhSettings::webhook_url_for(&public_url).to_string()),
+            ..sandbox::ProjectSeed::default()
+        },
+        ..sandbox::SandboxConfig::default()
+    };
+    Ok(sandbox::Sandbox::open(sandbox_config).await?)
 }
 
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.

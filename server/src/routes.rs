@@ -15,6 +15,9 @@ use tower_http::trace::TraceLayer;
 use crate::AppState;
 use crate::backend::ServerBackend;
 
+/// Where the in-process sandbox is mounted on the embedded default.
+pub const SANDBOX_PREFIX: &str = "/oh-sandbox";
+
 /// Builds the whole router. It does no input or output of its own, so tests call it directly.
 pub fn app(state: AppState) -> Router {
     let routes = generate_route_list(App);
@@ -23,6 +26,10 @@ pub fn app(state: AppState) -> Router {
     let options = state.leptos_options.clone();
 
     let router = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz));
+    let router = match &state.sandbox {
+        Some(sandbox) => router.nest_service(SANDBOX_PREFIX, sandbox.router()),
+        None => router,
+    };
     #[cfg(feature = "bench-routes")]
     let router = router.route("/bench/hello", get(|| async { "Hello, World!" }));
 

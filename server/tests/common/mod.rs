@@ -73,5 +73,17 @@ pub fn default_config() -> Config {
 /// The app's router over a database, as `ohkit serve` builds it.
 pub fn app(db: Db) -> axum::Router {
     let leptos_options = leptos::config::LeptosOptions::builder().output_name("ohkit").build();
-    server::routes::app(server::AppState { leptos_options, db, config: Arc::new(default_config()) })
+    let oh = server::openhumans_settings::OhSettings {
+        base_url: url::Url::parse("http://127.0.0.1:9/").expect("URL"),
+        client_id: "test-client".to_owned(),
+        client_secret: "test-secret".parse().expect("secret"),
+        redirect_url: url::Url::parse("http://127.0.0.1:3000/oauth/callback").expect("URL"),
+    };
+    server::routes::app(server::AppState {
+        leptos_options,
+        db,
+        config: Arc::new(default_config()),
+        oh: Arc::new(oh),
+        sandbox: None,
+    })
 }
