@@ -46,10 +46,7 @@ pub(crate) fn json(status: StatusCode, body: String) -> Response {
 
 /// A JSON value response.
 pub(crate) fn json_value(status: StatusCode, value: &impl serde::Serialize) -> Response {
-    json(
-        status,
-        serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned()),
-    )
+    json(status, serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned()))
 }
 
 /// `{"detail": …}` with the given status.
@@ -59,31 +56,25 @@ pub(crate) fn detail(status: StatusCode, text: &str) -> Response {
 
 /// The platform's HTML 500 page (for the spots where it crashes).
 pub(crate) fn server_error() -> Response {
-    let mut response = (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "<h1>Server Error (500)</h1>",
-    )
-        .into_response();
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
+    let mut response =
+        (StatusCode::INTERNAL_SERVER_ERROR, "<h1>Server Error (500)</h1>").into_response();
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     response
 }
 
-fn unauthorized(text: &str, header: &str) -> Response {
+fn unauthorized(text: &str, header: &str) -> Box<Response> {
     let mut response = detail(StatusCode::UNAUTHORIZED, text);
     if let Ok(value) = HeaderValue::from_str(header) {
         response.headers_mut().insert(WWW_AUTHENTICATE, value);
     }
-    response
+    Box::new(response)
 }
 
 /// Query parameters (last value wins).
 pub(crate) fn query_map(query: Option<&str>) -> HashMap<String, String> {
-    url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .into_owned()
-        .collect()
+    url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect()
 }
 
 /// Authenticates an API call (§3). `oauth2` is false for master-token-only views.
@@ -92,31 +83,21 @@ pub(crate) fn authenticate(
     headers: &HeaderMap,
     query: &HashMap<String, String>,
     oauth2: bool,
-) -> Result<Caller, Response> {
+) -> Result<Caller, Box<Response>> {
     let header = match query.get("access_token") {
         Some(token) => Some(format!("Bearer {token}")),
-        None => headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+        None => headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned),
     };
-    let words: Vec<&str> = header
-        .as_deref()
-        .map(|h| h.split_whitespace().collect())
-        .unwrap_or_default();
-    let bearer = words
-        .first()
-        .is_some_and(|w| w.eq_ignore_ascii_case("bearer"));
+    let words: Vec<&str> =
+        header.as_deref().map(|h| h.split_whitespace().collect()).unwrap_or_default();
+    let bearer = words.first().is_some_and(|w| w.eq_ignore_ascii_case("bearer"));
     let now = sb.now();
     let db = sb.inner.state.lock();
     let mut oauth_error: Option<&str> = None;
     if oauth2 && bearer && words.len() == 2 {
         match db.access.get(&digest(words[1])) {
             Some(token) if token.expires > now => {
-                return Ok(Caller::User {
-                    user_id: token.user_id,
-                    project_id: token.project_id,
-                });
+                return Ok(Caller::User { user_id: token.user_id, project_id: token.project_id });
             }
             Some(_) => {
                 return Err(unauthorized(
@@ -136,10 +117,7 @@ pub(crate) fn authenticate(
         None => REALM.to_owned(),
     };
     if !bearer {
-        return Err(unauthorized(
-            "Authentication credentials were not provided.",
-            &header_value,
-        ));
+        return Err(unauthorized("Authentication credentials were not provided.", &header_value));
     }
     match words.len() {
         1 => {
@@ -156,10 +134,7 @@ pub(crate) fn authenticate(
             ));
         }
     }
-    let found = db
-        .projects
-        .values()
-        .find(|p| secret_eq(&p.master_access_token, words[1]));
+    let found = db.projects.values().find(|p| secret_eq(&p.master_access_token, words[1]));
     match found {
         None => Err(unauthorized("Invalid token.", &header_value)),
         Some(p) if p.master_token_expires <= now => {
@@ -215,19 +190,10 @@ pub(crate) fn paginate(sb: &Sandbox, path: &str, query: Option<&str>, count: usi
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned() {
         params.entry(k).or_default().push(v);
     }
-    let first = |k: &str| {
-        params
-            .get(k)
-            .and_then(|v| v.last())
-            .map(|s| s.trim().to_owned())
-    };
-    let limit = first("limit")
-        .and_then(|s| s.parse::<usize>().ok())
-        .filter(|l| *l > 0)
-        .unwrap_or(100);
-    let offset = first("offset")
-        .and_then(|s| s.parse::<usize>().ok())
-        .unwrap_or(0);
+    let first = |k: &str| params.get(k).and_then(|v| v.last()).map(|s| s.trim().to_owned());
+    let limit =
+        first("limit").and_then(|s| s.parse::<usize>().ok()).filter(|l| *l > 0).unwrap_or(100);
+    let offset = first("offset").and_then(|s| s.parse::<usize>().ok()).unwrap_or(0);
     let base = sb.abs(path);
     let link = |offset: Option<usize>| {
         let mut p = params.clone();
@@ -250,12 +216,7 @@ pub(crate) fn paginate(sb: &Sandbox, path: &str, query: Option<&str>, count: usi
     } else {
         Some(link(Some(offset - limit)))
     };
-    Page {
-        offset,
-        limit,
-        next,
-        previous,
-    }
+    Page { offset, limit, next, previous }
 }
 
 /// The `DataFileSerializer` shape of one file; mints a fresh download key.
@@ -273,28 +234,15 @@ pub(crate) fn file_json(sb: &Sandbox, file: &DataFile, now: time::OffsetDateTime
         .with("datatypes", datatypes)
         .with(
             "download_url",
-            sb.abs(&format!(
-                "/data-management/datafile-download/{}/?key={key}",
-                file.id
-            )),
+            sb.abs(&format!("/data-management/datafile-download/{}/?key={key}", file.id)),
         )
         .with("metadata", file.metadata.clone())
-        .with(
-            "source",
-            format!("direct-sharing-{}", file.source_project_id),
-        )
-        .with(
-            "source_project",
-            sb.abs(&format!("/api/public/project/{}/", file.source_project_id)),
-        )
+        .with("source", format!("direct-sharing-{}", file.source_project_id))
+        .with("source_project", sb.abs(&format!("/api/public/project/{}/", file.source_project_id)))
 }
 
 fn sources_shared(member: &Member) -> Vec<String> {
-    member
-        .granted_sources
-        .iter()
-        .map(|id| format!("direct-sharing-{id}"))
-        .collect()
+    member.granted_sources.iter().map(|id| format!("direct-sharing-{id}")).collect()
 }
 
 /// `GET /api/direct-sharing/project/exchange-member/`.
@@ -306,15 +254,12 @@ pub(crate) async fn exchange_member(
     let q = query_map(query.as_deref());
     let caller = match authenticate(&sb, &headers, &q, true) {
         Ok(c) => c,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let now = sb.now();
     let db = sb.inner.state.lock();
     let member = match caller {
-        Caller::User {
-            user_id,
-            project_id,
-        } => match db.member_of(user_id, project_id) {
+        Caller::User { user_id, project_id } => match db.member_of(user_id, project_id) {
             Some(m) => m,
             None => return server_error(),
         },
@@ -340,12 +285,8 @@ pub(crate) async fn exchange_member(
         query.as_deref(),
         files.len(),
     );
-    let data: Vec<Ordered> = files
-        .iter()
-        .skip(page.offset)
-        .take(page.limit)
-        .map(|f| file_json(&sb, f, now))
-        .collect();
+    let data: Vec<Ordered> =
+        files.iter().skip(page.offset).take(page.limit).map(|f| file_json(&sb, f, now)).collect();
     let mut body = Ordered::default()
         .with("count", files.len())
         .with("next", page.next)
@@ -372,7 +313,7 @@ pub(crate) async fn members(
     let q = query_map(query.as_deref());
     let caller = match authenticate(&sb, &headers, &q, false) {
         Ok(c) => c,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Some(master) = q.get("access_token") else {
         // The platform builds `exchange_member` from the query parameter and crashes without it.
@@ -385,12 +326,8 @@ pub(crate) async fn members(
         .values()
         .filter(|m| m.project_id == caller.project_id() && m.is_active())
         .collect();
-    let page = paginate(
-        &sb,
-        "/api/direct-sharing/project/members/",
-        query.as_deref(),
-        active.len(),
-    );
+    let page =
+        paginate(&sb, "/api/direct-sharing/project/members/", query.as_deref(), active.len());
     let results: Vec<Ordered> = active
         .iter()
         .skip(page.offset)
@@ -439,7 +376,7 @@ pub(crate) async fn project_info(
     let q = query_map(query.as_deref());
     let caller = match authenticate(&sb, &headers, &q, true) {
         Ok(c) => c,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let db = sb.inner.state.lock();
     let Some(p) = db.projects.get(&caller.project_id()) else {
@@ -476,26 +413,13 @@ pub(crate) async fn project_info(
         )
         .with(
             "request_sources_access",
-            p.requested_sources
-                .iter()
-                .map(|id| format!("direct-sharing-{id}"))
-                .collect::<Vec<_>>(),
+            p.requested_sources.iter().map(|id| format!("direct-sharing-{id}")).collect::<Vec<_>>(),
         )
         .with("request_username_access", p.request_username_access)
-        .with(
-            "returned_data_description",
-            p.returned_data_description.clone(),
-        )
+        .with("returned_data_description", p.returned_data_description.clone())
         .with("short_description", p.short_description.clone())
         .with("slug", p.slug.clone())
-        .with(
-            "type",
-            if p.oauth.is_some() {
-                "oauth2"
-            } else {
-                "on-site"
-            },
-        );
+        .with("type", if p.oauth.is_some() { "oauth2" } else { "on-site" });
     drop(db);
     json(StatusCode::OK, body.to_json())
 }
@@ -517,10 +441,7 @@ impl FormErrors {
         for (field, messages) in self.0 {
             inner = inner.with(&field, messages);
         }
-        json(
-            StatusCode::BAD_REQUEST,
-            Ordered::default().nested("errors", inner).to_json(),
-        )
+        json(StatusCode::BAD_REQUEST, Ordered::default().nested("errors", inner).to_json())
     }
 }
 
@@ -528,10 +449,7 @@ impl FormErrors {
 fn member_ids(fields: &Fields) -> Vec<String> {
     let values = fields.list("project_member_ids");
     let values = if values.len() == 1 {
-        values[0]
-            .split([' ', ',', '\r', '\n'])
-            .map(str::to_owned)
-            .collect()
+        values[0].split([' ', ',', '\r', '\n']).map(str::to_owned).collect()
     } else {
         values
     };
@@ -544,10 +462,7 @@ fn clean_member_ids(db: &Db, project_id: i64, ids: &[String], errors: &mut FormE
         .iter()
         .any(|id| !(id.len() == 8 || id.len() == 16) || !id.bytes().all(|b| b.is_ascii_digit()))
     {
-        errors.add(
-            "project_member_ids",
-            "Project member IDs are always 8 digits long.",
-        );
+        errors.add("project_member_ids", "Project member IDs are always 8 digits long.");
         return Vec::new();
     }
     let mut pks = Vec::new();
@@ -559,10 +474,8 @@ fn clean_member_ids(db: &Db, project_id: i64, ids: &[String], errors: &mut FormE
         }
     }
     if !bad.is_empty() {
-        errors.add(
-            "project_member_ids",
-            format!("Invalid project member ID(s): {}", bad.join(", ")),
-        );
+        errors
+            .add("project_member_ids", format!("Invalid project member ID(s): {}", bad.join(", ")));
     }
     pks
 }
@@ -602,15 +515,11 @@ pub(crate) async fn message(
     let q = query_map(query.as_deref());
     let caller = match authenticate(&sb, &headers, &q, true) {
         Ok(c) => c,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let now = sb.now();
     let mut db = sb.inner.state.lock();
-    if let Caller::User {
-        user_id,
-        project_id,
-    } = caller
-    {
+    if let Caller::User { user_id, project_id } = caller {
         let own = db
             .member_of(user_id, project_id)
             .map(|m| m.project_member_id.clone())
@@ -628,10 +537,7 @@ pub(crate) async fn message(
         errors.add("message", "This field is required.");
     }
     if !all_members && ids.is_empty() {
-        errors.add(
-            "__all__",
-            "You must specify either all members or provide a list of IDs.",
-        );
+        errors.add("__all__", "You must specify either all members or provide a list of IDs.");
     }
     if all_members && !ids.is_empty() {
         errors.add(
@@ -656,9 +562,7 @@ pub(crate) async fn message(
             .cloned()
             .collect()
     } else {
-        pks.iter()
-            .filter_map(|pk| db.members.get(pk).cloned())
-            .collect()
+        pks.iter().filter_map(|pk| db.members.get(pk).cloned()).collect()
     };
     for member in targets {
         let message = Message {
@@ -688,15 +592,11 @@ pub(crate) async fn remove_members(
     let q = query_map(query.as_deref());
     let caller = match authenticate(&sb, &headers, &q, true) {
         Ok(c) => c,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let pks = {
         let db = sb.inner.state.lock();
-        if let Caller::User {
-            user_id,
-            project_id,
-        } = caller
-        {
+        if let Caller::User { user_id, project_id } = caller {
             let own = db
                 .member_of(user_id, project_id)
                 .map(|m| m.project_member_id.clone())

@@ -85,11 +85,7 @@ pub struct SandboxArgs {
     #[arg(long, env = "OHKIT_SANDBOX_BASE_URL")]
     pub base_url: Option<url::Url>,
     /// SQLite file holding the sandbox's state (created when missing).
-    #[arg(
-        long,
-        env = "OHKIT_SANDBOX_DATABASE",
-        default_value = "./data/sandbox.sqlite3"
-    )]
+    #[arg(long, env = "OHKIT_SANDBOX_DATABASE", default_value = "./data/sandbox.sqlite3")]
     pub database: PathBuf,
     /// Keep all state in memory and forget it on exit (ignores --database).
     #[arg(long, env = "OHKIT_SANDBOX_EPHEMERAL")]

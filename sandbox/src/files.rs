@@ -50,9 +50,7 @@ fn key_bytes(sb: &Sandbox, file_id: i64, secs: u32) -> [u8; 16] {
 /// no key needs to be stored.
 pub(crate) fn mint_key(sb: &Sandbox, file_id: i64, now: OffsetDateTime) -> String {
     let secs = u32::try_from(now.unix_timestamp()).unwrap_or(u32::MAX);
-    uuid::Uuid::from_bytes(key_bytes(sb, file_id, secs))
-        .hyphenated()
-        .to_string()
+    uuid::Uuid::from_bytes(key_bytes(sb, file_id, secs)).hyphenated().to_string()
 }
 
 fn key_valid(sb: &Sandbox, file_id: i64, key: &str, now: OffsetDateTime) -> bool {
@@ -84,24 +82,24 @@ fn signature_ok(
     method: &str,
     file_id: i64,
     q: &HashMap<String, String>,
-) -> Result<(), Response> {
+) -> Result<(), Box<Response>> {
     let expires = q.get("Expires").and_then(|e| e.parse::<i64>().ok());
     let given = q.get("Signature");
     let (Some(expires), Some(given)) = (expires, given) else {
-        return Err(s3_error(
+        return Err(Box::new(s3_error(
             "AccessDenied",
             "Query-string authentication requires the Signature and Expires parameters",
-        ));
+        )));
     };
     let expected = signature(sb, method, file_id, expires);
     if !crate::util::secret_eq(&expected, given) {
-        return Err(s3_error(
+        return Err(Box::new(s3_error(
             "SignatureDoesNotMatch",
             "The request signature we calculated does not match the signature you provided.",
-        ));
+        )));
     }
     if sb.now().unix_timestamp() > expires {
-        return Err(s3_error("AccessDenied", "Request has expired"));
+        return Err(Box::new(s3_error("AccessDenied", "Request has expired")));
     }
     Ok(())
 }
@@ -111,18 +109,15 @@ fn s3_error(code: &str, message: &str) -> Response {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
     );
     let mut response = (StatusCode::FORBIDDEN, body).into_response();
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/xml"));
     response
 }
 
 fn forbidden_html(text: &str) -> Response {
     let mut response = (StatusCode::FORBIDDEN, format!("<h1>{text}</h1>")).into_response();
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     response
 }
 
@@ -229,11 +224,9 @@ fn clean_datatypes(db: &Db, project_id: i64, fields: &Fields) -> Result<Vec<i64>
     for item in &items {
         let found = match item {
             serde_json::Value::Number(n) => n.as_i64().filter(|id| db.datatypes.contains_key(id)),
-            serde_json::Value::String(name) => db
-                .datatypes
-                .values()
-                .find(|d| &d.name == name)
-                .map(|d| d.id),
+            serde_json::Value::String(name) => {
+                db.datatypes.values().find(|d| &d.name == name).map(|d| d.id)
+            }
             _ => return Err(parse_error()),
         };
         match found {
@@ -247,11 +240,8 @@ fn clean_datatypes(db: &Db, project_id: i64, fields: &Fields) -> Result<Vec<i64>
             py_repr(&unknown)
         ));
     }
-    let registered = db
-        .projects
-        .get(&project_id)
-        .map(|p| p.registered_datatypes.clone())
-        .unwrap_or_default();
+    let registered =
+        db.projects.get(&project_id).map(|p| p.registered_datatypes.clone()).unwrap_or_default();
     let unregistered: Vec<serde_json::Value> = ids
         .iter()
         .filter(|(id, _)| !registered.contains(id))
@@ -273,16 +263,10 @@ fn resolve_member(
     fields: &mut Fields,
     errors: &mut FieldErrors,
 ) -> Option<Member> {
-    if let Caller::User {
-        user_id,
-        project_id,
-    } = caller
+    if let Caller::User { user_id, project_id } = caller
         && let Some(m) = db.member_of(user_id, project_id)
     {
-        fields.set(
-            "project_member_id",
-            std::slice::from_ref(&m.project_member_id),
-        );
+        fields.set("project_member_id", std::slice::from_ref(&m.project_member_id));
     }
     match fields.text("project_member_id") {
         None => {
@@ -296,9 +280,7 @@ fn resolve_member(
 fn member_invalid() -> Response {
     json(
         StatusCode::BAD_REQUEST,
-        Ordered::default()
-            .with("project_member_id", "project_member_id is invalid")
-            .to_json(),
+        Ordered::default().with("project_member_id", "project_member_id is invalid").to_json(),
     )
 }
 
@@ -319,7 +301,7 @@ pub(crate) async fn upload(
     let q = query_map(query.as_deref());
     let caller = match authenticate(&sb, &headers, &q, true) {
         Ok(c) => c,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let project_id = caller.project_id();
     let mut errors = FieldErrors::default();
@@ -334,12 +316,9 @@ pub(crate) async fn upload(
             }
             Some(_) => {}
         }
-        let metadata = clean_metadata(&fields)
-            .map_err(|e| errors.add("metadata", e))
-            .ok();
-        let datatypes = clean_datatypes(&db, project_id, &fields)
-            .map_err(|e| errors.add("datatypes", e))
-            .ok();
+        let metadata = clean_metadata(&fields).map_err(|e| errors.add("metadata", e)).ok();
+        let datatypes =
+            clean_datatypes(&db, project_id, &fields).map_err(|e| errors.add("datatypes", e)).ok();
         (file, metadata, datatypes, member)
     };
     let (Some(file), Some(metadata), Some(datatypes), true) =
@@ -369,18 +348,13 @@ pub(crate) async fn upload(
             present: true,
             size: file.bytes.len() as u64,
         };
-        sb.inner
-            .store
-            .put_blob(blob_key(record.id), file.bytes.clone());
+        sb.inner.store.put_blob(blob_key(record.id), file.bytes.clone());
         sb.inner.store.put(&record);
         let id = record.id;
         db.files.insert(id, record);
         id
     };
-    json(
-        StatusCode::CREATED,
-        Ordered::default().with("id", id).to_json(),
-    )
+    json(StatusCode::CREATED, Ordered::default().with("id", id).to_json())
 }
 
 /// `POST /api/direct-sharing/project/files/upload/direct/`.
@@ -393,7 +367,7 @@ pub(crate) async fn upload_direct(
     let q = query_map(query.as_deref());
     let caller = match authenticate(&sb, &headers, &q, true) {
         Ok(c) => c,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let project_id = caller.project_id();
     let now = sb.now();
@@ -404,12 +378,9 @@ pub(crate) async fn upload_direct(
     if filename.is_none() {
         errors.add("filename", "This field is required.");
     }
-    let metadata = clean_metadata(&fields)
-        .map_err(|e| errors.add("metadata", e))
-        .ok();
-    let datatypes = clean_datatypes(&db, project_id, &fields)
-        .map_err(|e| errors.add("datatypes", e))
-        .ok();
+    let metadata = clean_metadata(&fields).map_err(|e| errors.add("metadata", e)).ok();
+    let datatypes =
+        clean_datatypes(&db, project_id, &fields).map_err(|e| errors.add("datatypes", e)).ok();
     let (Some(filename), Some(metadata), Some(datatypes), true) =
         (filename, metadata, datatypes, errors.0.is_empty())
     else {
@@ -441,10 +412,7 @@ pub(crate) async fn upload_direct(
         id,
         now.unix_timestamp() + PUT_LIFETIME,
     );
-    json(
-        StatusCode::CREATED,
-        Ordered::default().with("id", id).with("url", url).to_json(),
-    )
+    json(StatusCode::CREATED, Ordered::default().with("id", id).with("url", url).to_json())
 }
 
 /// `POST /api/direct-sharing/project/files/upload/complete/`.
@@ -457,7 +425,7 @@ pub(crate) async fn upload_complete(
     let q = query_map(query.as_deref());
     let caller = match authenticate(&sb, &headers, &q, true) {
         Ok(c) => c,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Some(file_id) = fields.text("file_id") else {
         return detail(StatusCode::BAD_REQUEST, "file does not exist");
@@ -489,13 +457,7 @@ pub(crate) async fn upload_complete(
     sb.inner.store.put(&*file);
     let size = file.size;
     drop(db);
-    json(
-        StatusCode::OK,
-        Ordered::default()
-            .with("status", "ok")
-            .with("size", size)
-            .to_json(),
-    )
+    json(StatusCode::OK, Ordered::default().with("status", "ok").with("size", size).to_json())
 }
 
 /// `POST /api/direct-sharing/project/files/delete/`.
@@ -508,7 +470,7 @@ pub(crate) async fn delete(
     let q = query_map(query.as_deref());
     let caller = match authenticate(&sb, &headers, &q, true) {
         Ok(c) => c,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let mut db = sb.inner.state.lock();
     let mut errors = FieldErrors::default();
@@ -531,10 +493,7 @@ pub(crate) async fn delete(
     };
     let basename = fields.text("file_basename");
     let all_files = fields.boolean("all_files");
-    let given = [file_id.is_some(), basename.is_some(), all_files]
-        .iter()
-        .filter(|g| **g)
-        .count();
+    let given = [file_id.is_some(), basename.is_some(), all_files].iter().filter(|g| **g).count();
     let message = "one of file_id, file_basename, or all_files is required";
     if given == 0 {
         return json(
@@ -566,10 +525,7 @@ pub(crate) async fn delete(
         sb.inner.store.delete_blob(blob_key(*id));
     }
     drop(db);
-    json(
-        StatusCode::OK,
-        Ordered::default().with("ids", ids).to_json(),
-    )
+    json(StatusCode::OK, Ordered::default().with("ids", ids).to_json())
 }
 
 /// `GET /data-management/datafile-download/<id>/?key=…`.
@@ -617,7 +573,7 @@ pub(crate) async fn storage_put(
 ) -> Response {
     let q = query_map(query.as_deref());
     if let Err(response) = signature_ok(&sb, "put", id, &q) {
-        return response;
+        return *response;
     }
     if headers.contains_key(CONTENT_TYPE) {
         return s3_error(
@@ -627,10 +583,7 @@ pub(crate) async fn storage_put(
         );
     }
     let size = body.len() as u64;
-    let etag = format!(
-        "\"{}\"",
-        &hex::encode(<Sha256 as sha2::Digest>::digest(&body))[..32]
-    );
+    let etag = format!("\"{}\"", &hex::encode(<Sha256 as sha2::Digest>::digest(&body))[..32]);
     {
         let mut db = sb.inner.state.lock();
         let Some(file) = db.files.get_mut(&id) else {
@@ -657,15 +610,9 @@ pub(crate) async fn storage_get(
 ) -> Response {
     let q = query_map(query.as_deref());
     if let Err(response) = signature_ok(&sb, "get", id, &q) {
-        return response;
+        return *response;
     }
-    let name = sb
-        .inner
-        .state
-        .lock()
-        .files
-        .get(&id)
-        .map(|f| f.basename().to_owned());
+    let name = sb.inner.state.lock().files.get(&id).map(|f| f.basename().to_owned());
     sb.inner.store.flush().await;
     let bytes = match (name, sb.inner.store.blob(&blob_key(id)).await) {
         (Some(name), Ok(Some(bytes))) => (name, bytes),
@@ -682,8 +629,6 @@ pub(crate) async fn storage_get(
         _ => "application/octet-stream",
     };
     let mut response = bytes.1.into_response();
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }

@@ -100,10 +100,7 @@ pub(crate) fn layout(
 pub(crate) fn respond(status: StatusCode, markup: Markup) -> Response {
     (
         status,
-        [(
-            axum::http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        )],
+        [(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))],
         markup.into_string(),
     )
         .into_response()
@@ -139,27 +136,18 @@ pub(crate) struct Visit {
 /// Reads the visitor (and consumes the flash messages).
 pub(crate) fn visit(sb: &Sandbox, headers: &HeaderMap) -> Visit {
     let Some(id) = session_id(headers) else {
-        return Visit {
-            user: None,
-            flash: Vec::new(),
-        };
+        return Visit { user: None, flash: Vec::new() };
     };
     let mut state = sb.inner.state.lock();
     let Some(session) = state.sessions.get_mut(&id) else {
-        return Visit {
-            user: None,
-            flash: Vec::new(),
-        };
+        return Visit { user: None, flash: Vec::new() };
     };
     let flash = std::mem::take(&mut session.flash);
     if !flash.is_empty() {
         sb.inner.store.put(&*session);
     }
     let user_id = session.user_id;
-    Visit {
-        user: user_id.and_then(|id| state.users.get(&id).cloned()),
-        flash,
-    }
+    Visit { user: user_id.and_then(|id| state.users.get(&id).cloned()), flash }
 }
 
 /// Changes the session (creating one when needed); returns the cookie to set, if new.
@@ -174,10 +162,10 @@ pub(crate) fn with_session(
         Some(id) if state.sessions.contains_key(&id) => (id, false),
         _ => (crate::util::random_token(40), true),
     };
-    let session = state.sessions.entry(id.clone()).or_insert_with(|| Session {
-        id: id.clone(),
-        ..Session::default()
-    });
+    let session = state
+        .sessions
+        .entry(id.clone())
+        .or_insert_with(|| Session { id: id.clone(), ..Session::default() });
     change(session);
     sb.inner.store.put(&*session);
     drop(state);

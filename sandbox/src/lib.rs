@@ -129,9 +129,7 @@ impl Sandbox {
             "" => "/".to_owned(),
             path => path.to_owned(),
         };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()?;
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
         let shared = Shared {
             state: Mutex::new(opened.state),
             store,
@@ -153,9 +151,7 @@ impl Sandbox {
             http,
             project_id: seed::PROJECT_ID,
         };
-        Ok(Sandbox {
-            inner: Arc::new(shared),
-        })
+        Ok(Sandbox { inner: Arc::new(shared) })
     }
 
     /// Every route at the platform's own paths, relative to the base URL's path.
@@ -163,36 +159,18 @@ impl Sandbox {
         let faulty = Router::new()
             .route("/oauth2/token/", post(oauth::token))
             .route("/api/direct-sharing/project/", get(api::project_info))
-            .route(
-                "/api/direct-sharing/project/exchange-member/",
-                get(api::exchange_member),
-            )
+            .route("/api/direct-sharing/project/exchange-member/", get(api::exchange_member))
             .route("/api/direct-sharing/project/members/", get(api::members))
             .route("/api/direct-sharing/project/message/", post(api::message))
-            .route(
-                "/api/direct-sharing/project/remove-members/",
-                post(api::remove_members),
-            )
-            .route(
-                "/api/direct-sharing/project/files/upload/",
-                post(files::upload),
-            )
-            .route(
-                "/api/direct-sharing/project/files/upload/direct/",
-                post(files::upload_direct),
-            )
+            .route("/api/direct-sharing/project/remove-members/", post(api::remove_members))
+            .route("/api/direct-sharing/project/files/upload/", post(files::upload))
+            .route("/api/direct-sharing/project/files/upload/direct/", post(files::upload_direct))
             .route(
                 "/api/direct-sharing/project/files/upload/complete/",
                 post(files::upload_complete),
             )
-            .route(
-                "/api/direct-sharing/project/files/delete/",
-                post(files::delete),
-            )
-            .layer(axum::middleware::from_fn_with_state(
-                self.clone(),
-                api::fault_layer,
-            ));
+            .route("/api/direct-sharing/project/files/delete/", post(files::delete))
+            .layer(axum::middleware::from_fn_with_state(self.clone(), api::fault_layer));
         Router::new()
             .merge(faulty)
             .route("/", get(pages::index))
@@ -200,20 +178,11 @@ impl Sandbox {
                 "/direct-sharing/projects/oauth2/authorize/",
                 get(oauth::authorize_get).post(oauth::authorize_post),
             )
-            .route(
-                "/direct-sharing/authorize-inactive/",
-                get(pages::authorize_inactive),
-            )
-            .route(
-                "/data-management/datafile-download/{id}/",
-                get(files::download),
-            )
+            .route("/direct-sharing/authorize-inactive/", get(pages::authorize_inactive))
+            .route("/data-management/datafile-download/{id}/", get(files::download))
             .route("/sandbox-storage/put/{id}/", put(files::storage_put))
             .route("/sandbox-storage/get/{id}/{name}", get(files::storage_get))
-            .route(
-                "/account/login/",
-                get(pages::login_page).post(pages::login_submit),
-            )
+            .route("/account/login/", get(pages::login_page).post(pages::login_submit))
             .route("/account/signup/", post(pages::signup_submit))
             .route("/account/logout/", post(pages::logout))
             .route("/member/me/data/", get(pages::member_data))
@@ -224,10 +193,7 @@ impl Sandbox {
                 get(pages::leave_page).post(pages::leave_submit),
             )
             .route("/activity/{slug}/", get(pages::activity))
-            .route(
-                "/direct-sharing/projects/oauth2/{id}/",
-                get(pages::project_detail),
-            )
+            .route("/direct-sharing/projects/oauth2/{id}/", get(pages::project_detail))
             .route(
                 "/direct-sharing/projects/oauth2/{id}/edit/",
                 get(pages::project_edit_page).post(pages::project_edit_submit),
@@ -241,10 +207,7 @@ impl Sandbox {
                 get(pages::withdrawn_members),
             )
             .route("/sandbox/webhooks/", get(pages::webhook_log))
-            .route(
-                "/sandbox/switches/",
-                get(pages::switches_page).post(pages::switches_submit),
-            )
+            .route("/sandbox/switches/", get(pages::switches_page).post(pages::switches_submit))
             .layer(DefaultBodyLimit::max(1 << 30))
             .with_state(self.clone())
     }
@@ -257,9 +220,8 @@ impl Sandbox {
             .and_then(|p| p.oauth.as_ref())
             .map(|o| (o.client_id.clone(), o.client_secret.clone()))
             .unwrap_or_default();
-        let master_access_token = project
-            .map(|p| p.master_access_token.clone())
-            .unwrap_or_default();
+        let master_access_token =
+            project.map(|p| p.master_access_token.clone()).unwrap_or_default();
         drop(state);
         ProjectCredentials {
             client_id,
@@ -303,9 +265,7 @@ impl Sandbox {
     /// Moves the sandbox's clock forward (for expiry tests); it never moves back.
     pub fn advance_clock(&self, by: Duration) {
         let micros = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);
-        self.inner
-            .clock_offset_us
-            .fetch_add(micros, Ordering::Relaxed);
+        self.inner.clock_offset_us.fetch_add(micros, Ordering::Relaxed);
     }
 
     /// Waits until every change made so far is written to the database.
@@ -340,9 +300,7 @@ pub async fn serve_standalone(args: SandboxArgs) -> Result<(), SandboxError> {
     let addr = SocketAddr::new(args.bind, args.port);
     let config = args.to_config()?;
     let sandbox = Sandbox::open(config).await?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(SandboxError::Io)?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(SandboxError::Io)?;
     let credentials = sandbox.project_credentials();
     tracing::info!(
         listen = %listener.local_addr().map_err(SandboxError::Io)?,

@@ -255,32 +255,24 @@ pub(crate) struct State {
 impl State {
     /// The next free id of an integer-keyed map.
     pub(crate) fn next_id<V>(map: &BTreeMap<i64, V>, floor: i64) -> i64 {
-        map.keys()
-            .next_back()
-            .map_or(floor, |k| (*k + 1).max(floor))
+        map.keys().next_back().map_or(floor, |k| (*k + 1).max(floor))
     }
 
     /// The project that owns an OAuth2 client id.
     pub(crate) fn project_by_client(&self, client_id: &str) -> Option<&Project> {
         self.projects.values().find(|p| {
-            p.oauth
-                .as_ref()
-                .is_some_and(|o| crate::util::secret_eq(&o.client_id, client_id))
+            p.oauth.as_ref().is_some_and(|o| crate::util::secret_eq(&o.client_id, client_id))
         })
     }
 
     /// The member row of (user, project).
     pub(crate) fn member_of(&self, user_id: i64, project_id: i64) -> Option<&Member> {
-        self.members
-            .values()
-            .find(|m| m.user_id == user_id && m.project_id == project_id)
+        self.members.values().find(|m| m.user_id == user_id && m.project_id == project_id)
     }
 
     /// A member row by its project-scoped id.
     pub(crate) fn member_by_pmid(&self, project_id: i64, pmid: &str) -> Option<&Member> {
-        self.members
-            .values()
-            .find(|m| m.project_id == project_id && m.project_member_id == pmid)
+        self.members.values().find(|m| m.project_id == project_id && m.project_member_id == pmid)
     }
 
     /// The files a project may see for a member (§4.1), ordered by source then id.
@@ -305,9 +297,6 @@ impl State {
 
     /// Number of active members of a project.
     pub(crate) fn authorized_members(&self, project_id: i64) -> usize {
-        self.members
-            .values()
-            .filter(|m| m.project_id == project_id && m.is_active())
-            .count()
+        self.members.values().filter(|m| m.project_id == project_id && m.is_active()).count()
     }
 }

@@ -23,23 +23,14 @@ use crate::util::{
 };
 
 /// The platform's scopes, in its dictionary order (also the default scope).
-pub(crate) const SCOPES: [&str; 7] = [
-    "read",
-    "write",
-    "american-gut",
-    "go-viral",
-    "pgp",
-    "wildlife",
-    "open-humans",
-];
+pub(crate) const SCOPES: [&str; 7] =
+    ["read", "write", "american-gut", "go-viral", "pgp", "wildlife", "open-humans"];
 
 const CODE_LIFETIME: time::Duration = time::Duration::seconds(1800);
 const ALLOWED_SCHEMES: [&str; 4] = ["http", "https", "openhumanshk", "resilienceproject"];
 
 fn params(query: Option<&str>) -> HashMap<String, String> {
-    url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .into_owned()
-        .collect()
+    url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect()
 }
 
 /// Splits a URI into (scheme, netloc, path, query) the way Python's `urlparse` does.
@@ -88,9 +79,8 @@ pub(crate) fn redirect_allowed(uri: &str, registered: &str) -> bool {
         if !same_place {
             return false;
         }
-        let request_query: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect();
+        let request_query: Vec<(String, String)> =
+            url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
         url::form_urlencoded::parse(a_query.as_bytes())
             .into_owned()
             .all(|pair| request_query.contains(&pair))
@@ -104,10 +94,8 @@ fn add_params(uri: &str, pairs: &[(&str, &str)]) -> String {
         None => (uri, None),
     };
     let mut out = base.to_owned();
-    let encoded: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={}", query_escape(v)))
-        .collect();
+    let encoded: Vec<String> =
+        pairs.iter().map(|(k, v)| format!("{k}={}", query_escape(v))).collect();
     if !encoded.is_empty() {
         out.push(if base.contains('?') { '&' } else { '?' });
         out.push_str(&encoded.join("&"));
@@ -176,27 +164,16 @@ fn validate(project: &Project, p: &HashMap<String, String>) -> Result<AuthzReque
     };
     let state = p.get("state").cloned();
     let fail = |error: &str, description: Option<&str>| {
-        AuthzError::Redirect(error_redirect(
-            &redirect_uri,
-            error,
-            description,
-            state.as_deref(),
-        ))
+        AuthzError::Redirect(error_redirect(&redirect_uri, error, description, state.as_deref()))
     };
     let response_type = match p.get("response_type").map(String::as_str) {
         None | Some("") => {
-            return Err(fail(
-                "invalid_request",
-                Some("Missing response_type parameter."),
-            ));
+            return Err(fail("invalid_request", Some("Missing response_type parameter.")));
         }
         Some("code") => "code".to_owned(),
         Some(_) => return Err(fail("unsupported_response_type", None)),
     };
-    let scope = match p
-        .get("scope")
-        .map(|s| s.split_whitespace().collect::<Vec<_>>())
-    {
+    let scope = match p.get("scope").map(|s| s.split_whitespace().collect::<Vec<_>>()) {
         None => SCOPES.join(" "),
         Some(words) if words.is_empty() => SCOPES.join(" "),
         Some(words) => {
@@ -212,10 +189,7 @@ fn validate(project: &Project, p: &HashMap<String, String>) -> Result<AuthzReque
         (Some(_), None) => Some("plain".to_owned()),
         (Some(_), Some(m)) if m == "plain" || m == "S256" => Some(m.clone()),
         (Some(_), Some(_)) => {
-            return Err(fail(
-                "invalid_request",
-                Some("Transform algorithm not supported."),
-            ));
+            return Err(fail("invalid_request", Some("Transform algorithm not supported.")));
         }
     };
     Ok(AuthzRequest {
@@ -295,11 +269,7 @@ fn ensure_member(sb: &Sandbox, db: &mut Db, user_id: i64, project_id: i64) -> Me
 }
 
 fn origin_of(p: &HashMap<String, String>) -> &'static str {
-    if p.get("origin").is_some_and(|o| o == "open-humans") {
-        "open-humans"
-    } else {
-        "external"
-    }
+    if p.get("origin").is_some_and(|o| o == "open-humans") { "open-humans" } else { "external" }
 }
 
 /// `GET /direct-sharing/projects/oauth2/authorize/`.
@@ -324,18 +294,13 @@ pub(crate) async fn authorize_get(
         return redirect(&sb.link("/direct-sharing/authorize-inactive/"));
     }
     let here = match &query {
-        Some(q) => format!(
-            "{}?{q}",
-            sb.link("/direct-sharing/projects/oauth2/authorize/")
-        ),
+        Some(q) => format!("{}?{q}", sb.link("/direct-sharing/projects/oauth2/authorize/")),
         None => sb.link("/direct-sharing/projects/oauth2/authorize/"),
     };
     let visit = visit(&sb, &headers);
     let Some(user) = visit.user else {
-        let note = format!(
-            "Please log in or sign up to Open Humans to authorize \"{}\"",
-            project.name
-        );
+        let note =
+            format!("Please log in or sign up to Open Humans to authorize \"{}\"", project.name);
         let cookie = with_session(&sb, &headers, |s| {
             s.flash.push(note);
             s.next_url = Some(here.clone());
@@ -366,10 +331,7 @@ pub(crate) async fn authorize_get(
         let cookie = with_session(&sb, &headers, |s| s.flash.push(note));
         return with_cookie(redirect(&sb.link("/member/me/data/")), cookie);
     }
-    let prompt = p
-        .get("approval_prompt")
-        .map(String::as_str)
-        .unwrap_or("auto");
+    let prompt = p.get("approval_prompt").map(String::as_str).unwrap_or("auto");
     if prompt == "auto" {
         let now = sb.now();
         let holds_token = db.access.values().any(|t| {
@@ -390,24 +352,13 @@ pub(crate) async fn authorize_get(
         .iter()
         .filter_map(|id| db.projects.get(id))
         .map(|source| {
-            let connected = db
-                .files
-                .values()
-                .any(|f| f.user_id == user.id && f.source_project_id == source.id);
+            let connected =
+                db.files.values().any(|f| f.user_id == user.id && f.source_project_id == source.id);
             (source.clone(), connected)
         })
         .collect();
     drop(db);
-    let page = consent_page(
-        &sb,
-        &project,
-        &user,
-        &member,
-        &sources,
-        &req,
-        &here,
-        &visit.flash,
-    );
+    let page = consent_page(&sb, &project, &user, &member, &sources, &req, &here, &visit.flash);
     respond(StatusCode::OK, page)
 }
 
@@ -623,9 +574,7 @@ fn oauth_error(error: &str, description: Option<&str>) -> Response {
 
 fn unquote_plus(s: &str) -> String {
     let spaced = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced)
-        .decode_utf8_lossy()
-        .into_owned()
+    percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
 }
 
 /// DOT's `authenticate_client`: HTTP Basic first, then the body fields.
@@ -719,10 +668,7 @@ pub(crate) async fn token(State(sb): State<Sandbox>, headers: HeaderMap, body: B
     let is_form = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        });
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
     let form: HashMap<String, String> = if is_form {
         url::form_urlencoded::parse(&body).into_owned().collect()
     } else {
@@ -795,9 +741,7 @@ pub(crate) async fn token(State(sb): State<Sandbox>, headers: HeaderMap, body: B
             db.refresh.remove(&key);
             sb.inner.store.delete::<RefreshToken>(key);
             if db.access.remove(&old.access_digest).is_some() {
-                sb.inner
-                    .store
-                    .delete::<AccessToken>(old.access_digest.clone());
+                sb.inner.store.delete::<AccessToken>(old.access_digest.clone());
             }
             let body = issue_tokens(&sb, &mut db, old.user_id, project_id, &scope, now);
             drop(db);
@@ -817,41 +761,20 @@ mod tests {
     #[test]
     fn redirect_rules() {
         let reg = "https://app.example.org/oh/complete/?x=1";
-        assert!(redirect_allowed(
-            "https://app.example.org/oh/complete/?x=1&y=2",
-            reg
-        ));
-        assert!(!redirect_allowed(
-            "https://app.example.org/oh/complete/",
-            reg
-        ));
-        assert!(!redirect_allowed(
-            "https://app.example.org/oh/other/?x=1",
-            reg
-        ));
-        assert!(!redirect_allowed(
-            "https://app.example.org:8443/oh/complete/?x=1",
-            reg
-        ));
+        assert!(redirect_allowed("https://app.example.org/oh/complete/?x=1&y=2", reg));
+        assert!(!redirect_allowed("https://app.example.org/oh/complete/", reg));
+        assert!(!redirect_allowed("https://app.example.org/oh/other/?x=1", reg));
+        assert!(!redirect_allowed("https://app.example.org:8443/oh/complete/?x=1", reg));
         let loopback = "http://127.0.0.1/cb";
         assert!(redirect_allowed("http://127.0.0.1:53111/cb", loopback));
         assert!(!redirect_allowed("http://127.0.0.1:53111/other", loopback));
-        assert!(!redirect_allowed(
-            "http://127.0.0.1:9/cb",
-            "http://127.0.0.1:8000/cb"
-        ));
-        assert!(redirect_allowed(
-            "http://127.0.0.1:8000/cb",
-            "http://127.0.0.1:8000/cb"
-        ));
+        assert!(!redirect_allowed("http://127.0.0.1:9/cb", "http://127.0.0.1:8000/cb"));
+        assert!(redirect_allowed("http://127.0.0.1:8000/cb", "http://127.0.0.1:8000/cb"));
     }
 
     #[test]
     fn params_are_appended() {
-        assert_eq!(
-            add_params("https://a/b?c=d", &[("code", "x y")]),
-            "https://a/b?c=d&code=x+y"
-        );
+        assert_eq!(add_params("https://a/b?c=d", &[("code", "x y")]), "https://a/b?c=d&code=x+y");
         assert_eq!(
             add_params("https://a/b", &[("error", "access_denied")]),
             "https://a/b?error=access_denied"

@@ -31,6 +31,9 @@ pub(crate) fn slugify(name: &str) -> String {
     out.trim_end_matches('-').to_owned()
 }
 
+/// A file row of the data page: name, link, size, created, description.
+type FileRow = (String, String, u64, String, String);
+
 fn form(body: &Bytes) -> Fields {
     Fields::from_urlencoded(body)
 }
@@ -62,10 +65,7 @@ pub(crate) async fn index(State(sb): State<Sandbox>, headers: HeaderMap) -> Resp
         ul { @for u in &users { li { (u.username) " (" (u.name) ")" } } }
         p { a href=(sb.link("/account/login/")) { "Log in as a test user" } }
     };
-    respond(
-        StatusCode::OK,
-        layout(&sb, "Sandbox", v.user.as_ref(), &v.flash, content),
-    )
+    respond(StatusCode::OK, layout(&sb, "Sandbox", v.user.as_ref(), &v.flash, content))
 }
 
 /// `GET /direct-sharing/authorize-inactive/`.
@@ -75,26 +75,14 @@ pub(crate) async fn authorize_inactive(State(sb): State<Sandbox>, headers: Heade
         h1 { "Project not active" }
         p { "Unfortunately, this project is not currently active." }
     };
-    respond(
-        StatusCode::OK,
-        layout(
-            &sb,
-            "Project not active",
-            v.user.as_ref(),
-            &v.flash,
-            content,
-        ),
-    )
+    respond(StatusCode::OK, layout(&sb, "Project not active", v.user.as_ref(), &v.flash, content))
 }
 
 /// `GET /account/login/`: choose or add a test user.
 pub(crate) async fn login_page(State(sb): State<Sandbox>, headers: HeaderMap) -> Response {
     let v = visit(&sb, &headers);
     let users: Vec<User> = sb.inner.state.lock().users.values().cloned().collect();
-    respond(
-        StatusCode::OK,
-        login_markup(&sb, v.user.as_ref(), &v.flash, &users, None),
-    )
+    respond(StatusCode::OK, login_markup(&sb, v.user.as_ref(), &v.flash, &users, None))
 }
 
 fn login_markup(
@@ -157,10 +145,7 @@ pub(crate) async fn login_submit(
     let (found, users) = {
         let db = sb.inner.state.lock();
         (
-            db.users
-                .values()
-                .find(|u| u.username == wanted)
-                .map(|u| u.id),
+            db.users.values().find(|u| u.username == wanted).map(|u| u.id),
             db.users.values().cloned().collect::<Vec<_>>(),
         )
     };
@@ -168,13 +153,7 @@ pub(crate) async fn login_submit(
         Some(id) => after_login(&sb, &headers, id),
         None => respond(
             StatusCode::OK,
-            login_markup(
-                &sb,
-                None,
-                &[format!("No test user named \"{wanted}\".")],
-                &users,
-                None,
-            ),
+            login_markup(&sb, None, &[format!("No test user named \"{wanted}\".")], &users, None),
         ),
     }
 }
@@ -186,27 +165,17 @@ pub(crate) async fn signup_submit(
     body: Bytes,
 ) -> Response {
     let fields = form(&body);
-    let username = fields
-        .text("new_username")
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
+    let username = fields.text("new_username").unwrap_or_default().trim().to_owned();
     let name = fields.text("new_name").unwrap_or_else(|| username.clone());
     let valid = !username.is_empty()
         && username.len() <= 30
-        && username
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        && username.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     let now = sb.now();
     let outcome = {
         let mut db = sb.inner.state.lock();
         if !valid {
             Err("Enter a valid username.")
-        } else if db
-            .users
-            .values()
-            .any(|u| u.username.eq_ignore_ascii_case(&username))
-        {
+        } else if db.users.values().any(|u| u.username.eq_ignore_ascii_case(&username)) {
             Err("A user with that username already exists.")
         } else {
             let user = User {
@@ -226,10 +195,7 @@ pub(crate) async fn signup_submit(
         Ok(id) => after_login(&sb, &headers, id),
         Err(error) => {
             let users: Vec<User> = sb.inner.state.lock().users.values().cloned().collect();
-            respond(
-                StatusCode::OK,
-                login_markup(&sb, None, &[], &users, Some(error)),
-            )
+            respond(StatusCode::OK, login_markup(&sb, None, &[], &users, Some(error)))
         }
     }
 }
@@ -250,24 +216,16 @@ pub(crate) async fn member_data(State(sb): State<Sandbox>, headers: HeaderMap) -
         return login_required(&sb, &headers, &sb.link("/member/me/data/"));
     };
     let now = sb.now();
-    let groups: BTreeMap<String, Vec<(String, String, u64, String, String)>> = {
+    let groups: BTreeMap<String, Vec<FileRow>> = {
         let db = sb.inner.state.lock();
         let mut groups: BTreeMap<String, Vec<_>> = BTreeMap::new();
-        for f in db
-            .files
-            .values()
-            .filter(|f| f.user_id == user.id && f.completed)
-        {
+        for f in db.files.values().filter(|f| f.user_id == user.id && f.completed) {
             let source = db.projects.get(&f.source_project_id).map_or_else(
                 || format!("direct-sharing-{}", f.source_project_id),
                 |p| p.name.clone(),
             );
-            let description = f
-                .metadata
-                .get("description")
-                .and_then(|d| d.as_str())
-                .unwrap_or("")
-                .to_owned();
+            let description =
+                f.metadata.get("description").and_then(|d| d.as_str()).unwrap_or("").to_owned();
             let link = sb.link(&format!(
                 "/data-management/datafile-download/{}/?key={}",
                 f.id,
@@ -300,10 +258,7 @@ pub(crate) async fn member_data(State(sb): State<Sandbox>, headers: HeaderMap) -
             }
         }
     };
-    respond(
-        StatusCode::OK,
-        layout(&sb, "My data", Some(&user), &v.flash, content),
-    )
+    respond(StatusCode::OK, layout(&sb, "My data", Some(&user), &v.flash, content))
 }
 
 /// `GET /member/me/messages/`: messages projects sent to the member.
@@ -333,10 +288,7 @@ pub(crate) async fn member_messages(State(sb): State<Sandbox>, headers: HeaderMa
             }
         }
     };
-    respond(
-        StatusCode::OK,
-        layout(&sb, "Messages", Some(&user), &v.flash, content),
-    )
+    respond(StatusCode::OK, layout(&sb, "Messages", Some(&user), &v.flash, content))
 }
 
 /// `GET /member/me/connections/`.
@@ -351,14 +303,9 @@ pub(crate) async fn connections(State(sb): State<Sandbox>, headers: HeaderMap) -
             .values()
             .filter(|m| m.user_id == user.id && !m.revoked)
             .filter_map(|m| {
-                db.projects.get(&m.project_id).map(|p| {
-                    (
-                        m.pk,
-                        p.name.clone(),
-                        m.project_member_id.clone(),
-                        m.authorized,
-                    )
-                })
+                db.projects
+                    .get(&m.project_id)
+                    .map(|p| (m.pk, p.name.clone(), m.project_member_id.clone(), m.authorized))
             })
             .collect()
     };
@@ -377,10 +324,7 @@ pub(crate) async fn connections(State(sb): State<Sandbox>, headers: HeaderMap) -
             }
         }
     };
-    respond(
-        StatusCode::OK,
-        layout(&sb, "Connections", Some(&user), &v.flash, content),
-    )
+    respond(StatusCode::OK, layout(&sb, "Connections", Some(&user), &v.flash, content))
 }
 
 /// `GET /direct-sharing/projects/leave/<pk>/`.
@@ -397,9 +341,7 @@ pub(crate) async fn leave_page(
     };
     let project = {
         let db = sb.inner.state.lock();
-        db.members
-            .get(&pk)
-            .and_then(|m| db.projects.get(&m.project_id).cloned())
+        db.members.get(&pk).and_then(|m| db.projects.get(&m.project_id).cloned())
     };
     let Some(project) = project else {
         return error_page(
@@ -433,10 +375,7 @@ pub(crate) async fn leave_page(
             div.actions { button.danger type="submit" { "Withdraw & revoke authorization" } }
         }
     };
-    respond(
-        StatusCode::OK,
-        layout(&sb, "Leave project", Some(&user), &v.flash, content),
-    )
+    respond(StatusCode::OK, layout(&sb, "Leave project", Some(&user), &v.flash, content))
 }
 
 /// `POST /direct-sharing/projects/leave/<pk>/` (fields `remove_datafiles`, `erasure_requested`).
@@ -458,9 +397,7 @@ pub(crate) async fn leave_submit(
     let fields = form(&body);
     let project = {
         let db = sb.inner.state.lock();
-        db.members
-            .get(&pk)
-            .and_then(|m| db.projects.get(&m.project_id).cloned())
+        db.members.get(&pk).and_then(|m| db.projects.get(&m.project_id).cloned())
     };
     let Some(project) = project else {
         return error_page(
@@ -490,14 +427,7 @@ pub(crate) async fn activity(
     Path(slug): Path<String>,
 ) -> Response {
     let v = visit(&sb, &headers);
-    let project = sb
-        .inner
-        .state
-        .lock()
-        .projects
-        .values()
-        .find(|p| p.slug == slug)
-        .cloned();
+    let project = sb.inner.state.lock().projects.values().find(|p| p.slug == slug).cloned();
     let Some(p) = project else {
         return error_page(
             &sb,
@@ -518,29 +448,20 @@ pub(crate) async fn activity(
         @if !p.enrollment_url.is_empty() { p { a href=(p.enrollment_url) { "Connect " (p.name) } } }
         @else { p.hint { "In the sandbox, source projects are already connected for the seeded users." } }
     };
-    respond(
-        StatusCode::OK,
-        layout(&sb, &p.name, v.user.as_ref(), &v.flash, content),
-    )
+    respond(StatusCode::OK, layout(&sb, &p.name, v.user.as_ref(), &v.flash, content))
 }
 
-fn project_or_404(sb: &Sandbox, id: i64) -> Result<Project, Response> {
-    sb.inner
-        .state
-        .lock()
-        .projects
-        .get(&id)
-        .filter(|p| p.oauth.is_some())
-        .cloned()
-        .ok_or_else(|| {
-            error_page(
-                sb,
-                StatusCode::NOT_FOUND,
-                "Not found",
-                "No such OAuth2 project.",
-                None,
-            )
-        })
+fn project_or_404(sb: &Sandbox, id: i64) -> Result<Project, Box<Response>> {
+    let found = sb.inner.state.lock().projects.get(&id).filter(|p| p.oauth.is_some()).cloned();
+    found.ok_or_else(|| {
+        Box::new(error_page(
+            sb,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "No such OAuth2 project.",
+            None,
+        ))
+    })
 }
 
 /// `GET /direct-sharing/projects/oauth2/<id>/`: credentials and overview for the coordinator.
@@ -552,7 +473,7 @@ pub(crate) async fn project_detail(
     let v = visit(&sb, &headers);
     let p = match project_or_404(&sb, id) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let members = sb.inner.state.lock().authorized_members(p.id);
     let oauth = p.oauth.clone().unwrap_or(crate::model::OAuthApp {
@@ -590,10 +511,7 @@ pub(crate) async fn project_detail(
             span.hint { " The current master token stops working at once; the new one is valid for 24 hours." }
         }
     };
-    respond(
-        StatusCode::OK,
-        layout(&sb, &p.name, v.user.as_ref(), &v.flash, content),
-    )
+    respond(StatusCode::OK, layout(&sb, &p.name, v.user.as_ref(), &v.flash, content))
 }
 
 /// `POST /direct-sharing/projects/oauth2/<id>/refresh-token/`.
@@ -606,26 +524,16 @@ pub(crate) async fn refresh_master_token(
     {
         let mut db = sb.inner.state.lock();
         let Some(p) = db.projects.get_mut(&id) else {
-            return error_page(
-                &sb,
-                StatusCode::NOT_FOUND,
-                "Not found",
-                "No such project.",
-                None,
-            );
+            return error_page(&sb, StatusCode::NOT_FOUND, "Not found", "No such project.", None);
         };
         p.master_access_token = crate::util::random_token(64);
         p.master_token_expires = now + time::Duration::hours(24);
         sb.inner.store.put(&*p);
     }
     let cookie = with_session(&sb, &headers, |s| {
-        s.flash
-            .push("The master access token was refreshed.".to_owned())
+        s.flash.push("The master access token was refreshed.".to_owned())
     });
-    with_cookie(
-        redirect(&sb.link(&format!("/direct-sharing/projects/oauth2/{id}/"))),
-        cookie,
-    )
+    with_cookie(redirect(&sb.link(&format!("/direct-sharing/projects/oauth2/{id}/"))), cookie)
 }
 
 /// `GET /direct-sharing/projects/withdrawn-members/<id>/`.
@@ -637,7 +545,7 @@ pub(crate) async fn withdrawn_members(
     let v = visit(&sb, &headers);
     let p = match project_or_404(&sb, id) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let rows: Vec<(String, bool)> = sb
         .inner
@@ -656,10 +564,7 @@ pub(crate) async fn withdrawn_members(
             tbody { @for (pmid, erasure) in &rows { tr { td.mono { (pmid) } td { (if *erasure { "yes" } else { "no" }) } } } }
         }
     };
-    respond(
-        StatusCode::OK,
-        layout(&sb, "Withdrawn members", v.user.as_ref(), &v.flash, content),
-    )
+    respond(StatusCode::OK, layout(&sb, "Withdrawn members", v.user.as_ref(), &v.flash, content))
 }
 
 const SPAM_WORDS: [&str; 47] = [
@@ -725,9 +630,10 @@ type Errors = BTreeMap<&'static str, Vec<String>>;
 fn length_error(errors: &mut Errors, field: &'static str, value: &str, max: usize) {
     let n = value.chars().count();
     if n > max {
-        errors.entry(field).or_default().push(format!(
-            "Ensure this value has at most {max} characters (it has {n})."
-        ));
+        errors
+            .entry(field)
+            .or_default()
+            .push(format!("Ensure this value has at most {max} characters (it has {n})."));
     }
 }
 
@@ -752,10 +658,7 @@ fn apply_settings(db: &Db, mut p: Project, f: &Fields) -> Result<Project, Errors
     ];
     for field in required {
         if text(field).is_empty() {
-            errors
-                .entry(field)
-                .or_default()
-                .push("This field is required.".to_owned());
+            errors.entry(field).or_default().push("This field is required.".to_owned());
         }
     }
     let name = text("name");
@@ -766,12 +669,7 @@ fn apply_settings(db: &Db, mut p: Project, f: &Fields) -> Result<Project, Errors
     length_error(&mut errors, "leader", &text("leader"), 100);
     length_error(&mut errors, "organization", &text("organization"), 100);
     length_error(&mut errors, "short_description", &short, 140);
-    length_error(
-        &mut errors,
-        "returned_data_description",
-        &text("returned_data_description"),
-        140,
-    );
+    length_error(&mut errors, "returned_data_description", &text("returned_data_description"), 140);
     length_error(&mut errors, "redirect_url", &text("redirect_url"), 256);
     for (field, value, http) in [
         ("name", &name, true),
@@ -780,10 +678,7 @@ fn apply_settings(db: &Db, mut p: Project, f: &Fields) -> Result<Project, Errors
         ("info_url", &info, false),
     ] {
         if !value.is_empty() && is_spam(value, http) {
-            errors
-                .entry(field)
-                .or_default()
-                .push("Error validating form".to_owned());
+            errors.entry(field).or_default().push("Error validating form".to_owned());
         }
     }
     let email = text("contact_email");
@@ -794,31 +689,21 @@ fn apply_settings(db: &Db, mut p: Project, f: &Fields) -> Result<Project, Errors
             && !domain.ends_with('.')
     });
     if !email.is_empty() && !email_ok {
-        errors
-            .entry("contact_email")
-            .or_default()
-            .push("Enter a valid email address.".to_owned());
+        errors.entry("contact_email").or_default().push("Enter a valid email address.".to_owned());
     }
-    for field in [
-        "enrollment_url",
-        "terms_url",
-        "deauth_webhook",
-        "badge_image",
-    ] {
+    for field in ["enrollment_url", "terms_url", "deauth_webhook", "badge_image"] {
         let value = text(field);
         if !value.is_empty() && !url_ok(&value) {
-            errors
-                .entry(field)
-                .or_default()
-                .push("Enter a valid URL.".to_owned());
+            errors.entry(field).or_default().push("Enter a valid URL.".to_owned());
         }
     }
     let secret = f.text("webhook_secret").unwrap_or_default();
     let n = secret.chars().count();
     if n > 0 && n < 16 {
-        errors.entry("webhook_secret").or_default().push(format!(
-            "Ensure this value has at least 16 characters (it has {n})."
-        ));
+        errors
+            .entry("webhook_secret")
+            .or_default()
+            .push(format!("Ensure this value has at least 16 characters (it has {n})."));
     }
     length_error(&mut errors, "webhook_secret", &secret, 64);
     let add_data = f.boolean("add_data");
@@ -968,11 +853,7 @@ fn settings_markup(sb: &Sandbox, p: &Project, sources: &[Project], errors: &Erro
 }
 
 fn source_choices(db: &Db, id: i64) -> Vec<Project> {
-    db.projects
-        .values()
-        .filter(|s| s.id != id && s.approved)
-        .cloned()
-        .collect()
+    db.projects.values().filter(|s| s.id != id && s.approved).cloned().collect()
 }
 
 /// `GET /direct-sharing/projects/oauth2/<id>/edit/`.
@@ -984,14 +865,11 @@ pub(crate) async fn project_edit_page(
     let v = visit(&sb, &headers);
     let p = match project_or_404(&sb, id) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let sources = source_choices(&sb.inner.state.lock(), id);
     let content = settings_markup(&sb, &p, &sources, &Errors::new());
-    respond(
-        StatusCode::OK,
-        layout(&sb, "Edit project", v.user.as_ref(), &v.flash, content),
-    )
+    respond(StatusCode::OK, layout(&sb, "Edit project", v.user.as_ref(), &v.flash, content))
 }
 
 /// `POST /direct-sharing/projects/oauth2/<id>/edit/`.
@@ -1004,7 +882,7 @@ pub(crate) async fn project_edit_submit(
     let v = visit(&sb, &headers);
     let p = match project_or_404(&sb, id) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let fields = form(&body);
     let mut db = sb.inner.state.lock();
@@ -1030,10 +908,7 @@ pub(crate) async fn project_edit_submit(
             shown.contact_email = fields.text("contact_email").unwrap_or_default();
             shown.info_url = fields.text("info_url").unwrap_or_default();
             let content = settings_markup(&sb, &shown, &sources, &errors);
-            respond(
-                StatusCode::OK,
-                layout(&sb, "Edit project", v.user.as_ref(), &v.flash, content),
-            )
+            respond(StatusCode::OK, layout(&sb, "Edit project", v.user.as_ref(), &v.flash, content))
         }
     }
 }
@@ -1041,15 +916,8 @@ pub(crate) async fn project_edit_submit(
 /// `GET /sandbox/webhooks/`: the delivery log.
 pub(crate) async fn webhook_log(State(sb): State<Sandbox>, headers: HeaderMap) -> Response {
     let v = visit(&sb, &headers);
-    let rows: Vec<crate::model::WebhookDelivery> = sb
-        .inner
-        .state
-        .lock()
-        .webhooks
-        .values()
-        .rev()
-        .cloned()
-        .collect();
+    let rows: Vec<crate::model::WebhookDelivery> =
+        sb.inner.state.lock().webhooks.values().rev().cloned().collect();
     let content = html! {
         h1 { "Webhook deliveries" }
         @if rows.is_empty() { p { "No webhook has been sent yet." } }
@@ -1064,29 +932,15 @@ pub(crate) async fn webhook_log(State(sb): State<Sandbox>, headers: HeaderMap) -
             }
         }
     };
-    respond(
-        StatusCode::OK,
-        layout(
-            &sb,
-            "Webhook deliveries",
-            v.user.as_ref(),
-            &v.flash,
-            content,
-        ),
-    )
+    respond(StatusCode::OK, layout(&sb, "Webhook deliveries", v.user.as_ref(), &v.flash, content))
 }
 
 /// `GET /sandbox/switches/`.
 pub(crate) async fn switches_page(State(sb): State<Sandbox>, headers: HeaderMap) -> Response {
     let v = visit(&sb, &headers);
     let s = sb.inner.switches.read().clone();
-    let approved = sb
-        .inner
-        .state
-        .lock()
-        .projects
-        .get(&sb.inner.project_id)
-        .is_some_and(|p| p.approved);
+    let approved =
+        sb.inner.state.lock().projects.get(&sb.inner.project_id).is_some_and(|p| p.approved);
     let errors = Errors::new();
     let content = html! {
         h1 { "Sandbox switches" }
@@ -1103,10 +957,7 @@ pub(crate) async fn switches_page(State(sb): State<Sandbox>, headers: HeaderMap)
             div.actions { button type="submit" { "Save switches" } }
         }
     };
-    respond(
-        StatusCode::OK,
-        layout(&sb, "Switches", v.user.as_ref(), &v.flash, content),
-    )
+    respond(StatusCode::OK, layout(&sb, "Switches", v.user.as_ref(), &v.flash, content))
 }
 
 /// `POST /sandbox/switches/`.
@@ -1135,9 +986,7 @@ pub(crate) async fn switches_submit(
     if let Some(secs) = number("advance_clock").filter(|s| *s > 0.0) {
         sb.advance_clock(Duration::from_secs_f64(secs));
     }
-    let cookie = with_session(&sb, &headers, |s| {
-        s.flash.push("Switches saved.".to_owned())
-    });
+    let cookie = with_session(&sb, &headers, |s| s.flash.push("Switches saved.".to_owned()));
     with_cookie(redirect(&sb.link("/sandbox/switches/")), cookie)
 }
 

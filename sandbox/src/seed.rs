@@ -40,11 +40,7 @@ fn rng_for(label: &str) -> ChaCha8Rng {
 
 /// A deterministic `[A-Za-z0-9]` string.
 pub(crate) fn derived_token(label: &str, len: usize) -> String {
-    rng_for(label)
-        .sample_iter(&Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
+    rng_for(label).sample_iter(&Alphanumeric).take(len).map(char::from).collect()
 }
 
 /// Loads the state, seeding an empty database first, then applies the configured overrides.
@@ -223,18 +219,10 @@ fn base_project(id: i64, name: &str, created: OffsetDateTime) -> Project {
 
 fn seed(store: &Store, state: &mut State) {
     let epoch = datetime!(2024-03-01 09:00:00 UTC);
-    let datatypes = [
-        (1, "Genotype"),
-        (2, "Activity tracking"),
-        (3, "Sleep"),
-        (4, "Diet"),
-        (5, "Mood"),
-    ];
+    let datatypes =
+        [(1, "Genotype"), (2, "Activity tracking"), (3, "Sleep"), (4, "Diet"), (5, "Mood")];
     for (id, name) in datatypes {
-        let dt = DataType {
-            id,
-            name: name.to_owned(),
-        };
+        let dt = DataType { id, name: name.to_owned() };
         store.put(&dt);
         state.datatypes.insert(id, dt);
     }
@@ -250,11 +238,7 @@ fn seed(store: &Store, state: &mut State) {
         store.put(&p);
         state.projects.insert(p.id, p);
     }
-    let mut p = base_project(
-        PROJECT_ID,
-        "Daily Rhythms Study",
-        epoch + time::Duration::days(7),
-    );
+    let mut p = base_project(PROJECT_ID, "Daily Rhythms Study", epoch + time::Duration::days(7));
     p.is_study = true;
     p.approved = false;
     p.leader = "Dr. Ada Okafor".to_owned();
@@ -363,10 +347,7 @@ fn seed(store: &Store, state: &mut State) {
 fn derived_uuid(label: &str) -> String {
     let mut bytes = [0u8; 16];
     rng_for(label).fill(&mut bytes);
-    uuid::Builder::from_random_bytes(bytes)
-        .into_uuid()
-        .hyphenated()
-        .to_string()
+    uuid::Builder::from_random_bytes(bytes).into_uuid().hyphenated().to_string()
 }
 
 fn genotype_file(username: &str) -> String {
@@ -391,11 +372,7 @@ fn genotype_file(username: &str) -> String {
             position += rng.gen_range(1_000..400_000);
             let rsid: u32 = rng.gen_range(1_000..99_999_999);
             let a = bases[rng.gen_range(0..4)];
-            let b = if rng.gen_bool(0.7) {
-                a
-            } else {
-                bases[rng.gen_range(0..4)]
-            };
+            let b = if rng.gen_bool(0.7) { a } else { bases[rng.gen_range(0..4)] };
             let genotype = if matches!(chromosome.as_str(), "Y" | "MT") {
                 a.to_string()
             } else if rng.gen_bool(0.01) {
@@ -449,15 +426,9 @@ mod tests {
 
     #[test]
     fn derived_credentials_are_stable() {
-        assert_eq!(
-            derived_token("client_id", 40),
-            derived_token("client_id", 40)
-        );
+        assert_eq!(derived_token("client_id", 40), derived_token("client_id", 40));
         assert_eq!(derived_token("client_id", 40).len(), 40);
-        assert_ne!(
-            derived_token("client_id", 40),
-            derived_token("client_secret", 40)
-        );
+        assert_ne!(derived_token("client_id", 40), derived_token("client_secret", 40));
     }
 
     #[test]

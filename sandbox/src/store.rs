@@ -16,22 +16,10 @@ use crate::SandboxError;
 use crate::model::Entity;
 
 enum Op {
-    Put {
-        kind: &'static str,
-        key: String,
-        body: String,
-    },
-    Delete {
-        kind: &'static str,
-        key: String,
-    },
-    PutBlob {
-        key: String,
-        data: Bytes,
-    },
-    DeleteBlob {
-        key: String,
-    },
+    Put { kind: &'static str, key: String, body: String },
+    Delete { kind: &'static str, key: String },
+    PutBlob { key: String, data: Bytes },
+    DeleteBlob { key: String },
     Flush(oneshot::Sender<()>),
 }
 
@@ -126,11 +114,7 @@ impl Store {
     pub(crate) fn put<E: Entity>(&self, record: &E) {
         match serde_json::to_string(record) {
             Ok(body) => {
-                let _ = self.tx.send(Op::Put {
-                    kind: E::KIND,
-                    key: record.key(),
-                    body,
-                });
+                let _ = self.tx.send(Op::Put { kind: E::KIND, key: record.key(), body });
             }
             Err(error) => tracing::error!(%error, kind = E::KIND, "cannot serialize a record"),
         }
@@ -217,10 +201,7 @@ async fn apply(
                     .await?;
             }
             Op::DeleteBlob { key } => {
-                sqlx::query("DELETE FROM blobs WHERE key = ?")
-                    .bind(key)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query("DELETE FROM blobs WHERE key = ?").bind(key).execute(&mut *tx).await?;
             }
             Op::Flush(waiter) => waiters.push(waiter),
         }

@@ -13,19 +13,13 @@ use time::OffsetDateTime;
 
 /// A random string of `len` characters from `[A-Za-z0-9]` (the platform's token alphabet).
 pub(crate) fn random_token(len: usize) -> String {
-    rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
+    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
 }
 
 /// A random string of `len` decimal digits (leading zeros allowed).
 pub(crate) fn random_digits(len: usize) -> String {
     let mut rng = rand::thread_rng();
-    (0..len)
-        .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
-        .collect()
+    (0..len).map(|_| char::from(b'0' + rng.gen_range(0..10u8))).collect()
 }
 
 /// The hex SHA-256 of a secret; tokens and codes are stored and looked up by this value.
@@ -102,10 +96,8 @@ pub(crate) fn py_json_str(s: &str) -> String {
 
 /// A flat JSON object of string values, written with Python's default separators.
 pub(crate) fn py_json_object(pairs: &[(&str, &str)]) -> String {
-    let body: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| format!("{}: {}", py_json_str(k), py_json_str(v)))
-        .collect();
+    let body: Vec<String> =
+        pairs.iter().map(|(k, v)| format!("{}: {}", py_json_str(k), py_json_str(v))).collect();
     format!("{{{}}}", body.join(", "))
 }
 
@@ -137,10 +129,7 @@ pub(crate) enum Scalar {
 
 impl Fields {
     pub(crate) fn from_pairs(pairs: Vec<(String, String)>) -> Self {
-        Self {
-            pairs,
-            ..Self::default()
-        }
+        Self { pairs, ..Self::default() }
     }
 
     /// Parses a form-encoded body.
@@ -191,11 +180,7 @@ impl Fields {
                 _ => Vec::new(),
             };
         }
-        self.pairs
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .collect()
+        self.pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
     }
 
     /// A Django `BooleanField` (`"false"`, `"False"`, `"0"` and empty are false).
@@ -213,17 +198,13 @@ impl Fields {
             map.insert(
                 name.to_owned(),
                 serde_json::Value::Array(
-                    values
-                        .iter()
-                        .map(|v| serde_json::Value::String(v.clone()))
-                        .collect(),
+                    values.iter().map(|v| serde_json::Value::String(v.clone())).collect(),
                 ),
             );
             return;
         }
         self.pairs.retain(|(k, _)| k != name);
-        self.pairs
-            .extend(values.iter().map(|v| (name.to_owned(), v.clone())));
+        self.pairs.extend(values.iter().map(|v| (name.to_owned(), v.clone())));
     }
 
     /// The first uploaded file of a multipart field.
@@ -249,10 +230,7 @@ impl axum::response::IntoResponse for BodyError {
             Self::Json => "JSON parse error".to_owned(),
             other => other.to_string(),
         };
-        (
-            axum::http::StatusCode::BAD_REQUEST,
-            axum::Json(serde_json::json!({ "detail": detail })),
-        )
+        (axum::http::StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({ "detail": detail })))
             .into_response()
     }
 }
@@ -272,33 +250,22 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
                 .await
                 .map_err(|e| BodyError::Multipart(e.body_text()))?;
             let mut fields = Fields::default();
-            while let Some(field) = multipart
-                .next_field()
-                .await
-                .map_err(|e| BodyError::Multipart(e.body_text()))?
+            while let Some(field) =
+                multipart.next_field().await.map_err(|e| BodyError::Multipart(e.body_text()))?
             {
                 let name = field.name().unwrap_or("").to_owned();
                 let filename = field.file_name().map(str::to_owned);
-                let bytes = field
-                    .bytes()
-                    .await
-                    .map_err(|e| BodyError::Multipart(e.body_text()))?;
+                let bytes = field.bytes().await.map_err(|e| BodyError::Multipart(e.body_text()))?;
                 match filename {
-                    Some(filename) => fields.files.push(UploadedFile {
-                        field: name,
-                        filename,
-                        bytes,
-                    }),
-                    None => fields
-                        .pairs
-                        .push((name, String::from_utf8_lossy(&bytes).into_owned())),
+                    Some(filename) => {
+                        fields.files.push(UploadedFile { field: name, filename, bytes })
+                    }
+                    None => fields.pairs.push((name, String::from_utf8_lossy(&bytes).into_owned())),
                 }
             }
             return Ok(fields);
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|_| BodyError::Read)?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|_| BodyError::Read)?;
         if content_type.starts_with("application/json") {
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 return Ok(Fields::default());
@@ -346,8 +313,7 @@ pub(crate) enum OrderedValue {
 impl Ordered {
     /// Appends a plain JSON value.
     pub(crate) fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
-        self.0
-            .push((key.to_owned(), OrderedValue::Plain(value.into())));
+        self.0.push((key.to_owned(), OrderedValue::Plain(value.into())));
         self
     }
 
@@ -401,10 +367,7 @@ mod tests {
             drf_datetime(datetime!(2016-05-19 18:33:10.513837 UTC)),
             "2016-05-19T18:33:10.513837Z"
         );
-        assert_eq!(
-            drf_datetime(datetime!(2016-05-19 18:33:10 UTC)),
-            "2016-05-19T18:33:10Z"
-        );
+        assert_eq!(drf_datetime(datetime!(2016-05-19 18:33:10 UTC)), "2016-05-19T18:33:10Z");
         assert_eq!(
             python_isoformat(datetime!(2020-06-30 20:00:00.000001 UTC)),
             "2020-06-30T20:00:00.000001+00:00"
@@ -417,10 +380,7 @@ mod tests {
 
     #[test]
     fn python_json_uses_spaced_separators_and_ascii() {
-        assert_eq!(
-            py_json_object(&[("error", "invalid_grant")]),
-            r#"{"error": "invalid_grant"}"#
-        );
+        assert_eq!(py_json_object(&[("error", "invalid_grant")]), r#"{"error": "invalid_grant"}"#);
         assert_eq!(py_json_str("a\"é"), r#""a\"\u00e9""#);
     }
 

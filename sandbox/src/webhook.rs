@@ -15,11 +15,7 @@ pub fn payload(
     erasure_requested: bool,
     timestamp: OffsetDateTime,
 ) -> String {
-    payload_with_timestamp(
-        project_member_id,
-        erasure_requested,
-        &python_isoformat(timestamp),
-    )
+    payload_with_timestamp(project_member_id, erasure_requested, &python_isoformat(timestamp))
 }
 
 fn payload_with_timestamp(
@@ -128,12 +124,7 @@ async fn post(
     body: String,
     signature: Option<String>,
 ) -> Result<u16, String> {
-    let mut request = sb
-        .inner
-        .http
-        .post(url)
-        .header("Content-Type", "application/json")
-        .body(body);
+    let mut request = sb.inner.http.post(url).header("Content-Type", "application/json").body(body);
     if let Some(signature) = signature {
         request = request.header("X-OpenHumans-Webhooks-Signature", signature);
     }
@@ -172,32 +163,14 @@ fn log(sb: &Sandbox, url: &str, pmid: &str, kind: &str, body: &str, outcome: &Re
 async fn deliver(sb: &Sandbox, pending: Pending) {
     let signature =
         (!pending.secret.is_empty()).then(|| signature(&pending.secret, pending.body.as_bytes()));
-    let kind = if signature.is_some() {
-        "signed"
-    } else {
-        "unsigned"
-    };
+    let kind = if signature.is_some() { "signed" } else { "unsigned" };
     let outcome = post(sb, &pending.url, pending.body.clone(), signature).await;
-    log(
-        sb,
-        &pending.url,
-        &pending.project_member_id,
-        kind,
-        &pending.body,
-        &outcome,
-    );
+    log(sb, &pending.url, &pending.project_member_id, kind, &pending.body, &outcome);
     let failed_status = matches!(outcome, Ok(status) if !(200..300).contains(&status));
     if failed_status && sb.inner.switches.read().legacy_webhook_retry {
         let legacy = py_json_str(&pending.body);
         let outcome = post(sb, &pending.url, legacy.clone(), None).await;
-        log(
-            sb,
-            &pending.url,
-            &pending.project_member_id,
-            "legacy",
-            &legacy,
-            &outcome,
-        );
+        log(sb, &pending.url, &pending.project_member_id, "legacy", &legacy, &outcome);
     }
 }
 

@@ -15,10 +15,7 @@ use sha2::{Digest, Sha256};
 async fn unknown_client_is_404_and_anonymous_goes_to_login_and_back() {
     let env = env().await;
     let reply = env
-        .get(
-            "/direct-sharing/projects/oauth2/authorize/?client_id=nope&response_type=code",
-            None,
-        )
+        .get("/direct-sharing/projects/oauth2/authorize/?client_id=nope&response_type=code", None)
         .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 
@@ -40,9 +37,7 @@ async fn unknown_client_is_404_and_anonymous_goes_to_login_and_back() {
         "{}",
         login.body
     );
-    let reply = env
-        .post_form("/account/login/", Some(&cookie), &[("username", "bob")])
-        .await;
+    let reply = env.post_form("/account/login/", Some(&cookie), &[("username", "bob")]).await;
     assert_eq!(reply.status, StatusCode::FOUND);
     assert_eq!(reply.location(), format!("/oh{path}"));
 }
@@ -92,11 +87,7 @@ async fn authorize_then_exchange_and_refresh_rotates() {
     assert!(location.ends_with("&origin=external"), "{location}");
 
     let reply = env
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-        ])
+        .token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)])
         .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header("cache-control"), "no-store");
@@ -114,43 +105,25 @@ async fn authorize_then_exchange_and_refresh_rotates() {
 
     // Single use.
     let again = env
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-        ])
+        .token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)])
         .await;
     assert_eq!(again.status, StatusCode::BAD_REQUEST);
     assert_eq!(again.body, r#"{"error": "invalid_grant"}"#);
 
     // Refresh rotates and kills the old access token at once.
-    assert_eq!(
-        env.api_get("/api/direct-sharing/project/", &access)
-            .await
-            .status,
-        StatusCode::OK
-    );
-    let rotated = env
-        .token(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
-        .await;
+    assert_eq!(env.api_get("/api/direct-sharing/project/", &access).await.status, StatusCode::OK);
+    let rotated = env.token(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
     assert_eq!(rotated.status, StatusCode::OK);
-    let new_access = rotated.json()["access_token"]
-        .as_str()
-        .expect("access")
-        .to_owned();
+    let new_access = rotated.json()["access_token"].as_str().expect("access").to_owned();
     assert_ne!(new_access, access);
     let old = env.api_get("/api/direct-sharing/project/", &access).await;
     assert_eq!(old.status, StatusCode::UNAUTHORIZED);
     assert_eq!(old.body, r#"{"detail":"Invalid token."}"#);
     assert_eq!(
-        env.api_get("/api/direct-sharing/project/", &new_access)
-            .await
-            .status,
+        env.api_get("/api/direct-sharing/project/", &new_access).await.status,
         StatusCode::OK
     );
-    let reused = env
-        .token(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
-        .await;
+    let reused = env.token(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
     assert_eq!(reused.status, StatusCode::BAD_REQUEST);
     assert_eq!(reused.body, r#"{"error": "invalid_grant"}"#);
 }
@@ -175,10 +148,7 @@ async fn token_endpoint_errors_match_the_spec() {
         .await;
     assert_eq!(bad_client.status, StatusCode::UNAUTHORIZED);
     assert_eq!(bad_client.body, r#"{"error": "invalid_client"}"#);
-    assert_eq!(
-        bad_client.header("www-authenticate"),
-        "Bearer error=\"invalid_client\""
-    );
+    assert_eq!(bad_client.header("www-authenticate"), "Bearer error=\"invalid_client\"");
 
     let no_auth = env
         .post_form(
@@ -229,14 +199,9 @@ async fn token_endpoint_errors_match_the_spec() {
     assert_eq!(unknown.body, r#"{"error": "invalid_grant"}"#);
 
     // The mismatch did not consume the code; omitting redirect_uri uses the registered one.
-    let ok = env
-        .token(&[("grant_type", "authorization_code"), ("code", &code)])
-        .await;
+    let ok = env.token(&[("grant_type", "authorization_code"), ("code", &code)]).await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
-    let refresh = ok.json()["refresh_token"]
-        .as_str()
-        .expect("refresh")
-        .to_owned();
+    let refresh = ok.json()["refresh_token"].as_str().expect("refresh").to_owned();
 
     let scope = env
         .token(&[
@@ -298,11 +263,7 @@ async fn codes_expire_after_thirty_minutes() {
     let code = query_param(&env.authorize(&cookie, "").await, "code").expect("code");
     env.sandbox.advance_clock(Duration::from_secs(1801));
     let reply = env
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-        ])
+        .token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)])
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.body, r#"{"error": "invalid_grant"}"#);
@@ -314,28 +275,15 @@ async fn access_tokens_expire_with_the_configured_lifetime() {
     let cookie = env.login("esi").await;
     let code = query_param(&env.authorize(&cookie, "").await, "code").expect("code");
     let reply = env
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-        ])
+        .token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)])
         .await;
     assert_eq!(reply.json()["expires_in"], 5);
-    let access = reply.json()["access_token"]
-        .as_str()
-        .expect("access")
-        .to_owned();
+    let access = reply.json()["access_token"].as_str().expect("access").to_owned();
     env.sandbox.advance_clock(Duration::from_secs(6));
-    let expired = env
-        .api_get("/api/direct-sharing/project/exchange-member/", &access)
-        .await;
+    let expired = env.api_get("/api/direct-sharing/project/exchange-member/", &access).await;
     assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
     assert_eq!(expired.body, r#"{"detail":"Expired token."}"#);
-    assert!(
-        expired
-            .header("www-authenticate")
-            .starts_with("Bearer realm=\"api\"")
-    );
+    assert!(expired.header("www-authenticate").starts_with("Bearer realm=\"api\""));
 }
 
 #[tokio::test]
@@ -343,10 +291,7 @@ async fn redirect_uri_rules_and_cancel() {
     let env = env().await;
     let cookie = env.login("alice").await;
     let bad = env
-        .get(
-            &env.authorize_path("&redirect_uri=https%3A%2F%2Fevil.example%2Fcb"),
-            Some(&cookie),
-        )
+        .get(&env.authorize_path("&redirect_uri=https%3A%2F%2Fevil.example%2Fcb"), Some(&cookie))
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.body.contains("Mismatching redirect URI."));
@@ -372,16 +317,10 @@ async fn redirect_uri_rules_and_cancel() {
     let path = env.authorize_path("&state=abc");
     let page = env.get(&path, Some(&cookie)).await;
     let pairs = common::hidden_fields(&page.body);
-    let refs: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let cancel = env.post_form(&path, Some(&cookie), &refs).await;
     assert_eq!(cancel.status, StatusCode::FOUND);
-    assert_eq!(
-        cancel.location(),
-        format!("{REDIRECT}?error=access_denied&state=abc")
-    );
+    assert_eq!(cancel.location(), format!("{REDIRECT}?error=access_denied&state=abc"));
 }
 
 #[tokio::test]
@@ -389,13 +328,9 @@ async fn loopback_redirect_accepts_any_port() {
     let env =
         common::env_with(|c| c.project.redirect_url = Some("http://127.0.0.1/cb".to_owned())).await;
     let cookie = env.login("alice").await;
-    let location = env
-        .authorize(&cookie, "&redirect_uri=http%3A%2F%2F127.0.0.1%3A49152%2Fcb")
-        .await;
-    assert!(
-        location.starts_with("http://127.0.0.1:49152/cb?code="),
-        "{location}"
-    );
+    let location =
+        env.authorize(&cookie, "&redirect_uri=http%3A%2F%2F127.0.0.1%3A49152%2Fcb").await;
+    assert!(location.starts_with("http://127.0.0.1:49152/cb?code="), "{location}");
 }
 
 #[tokio::test]
@@ -406,25 +341,16 @@ async fn pkce_s256_and_plain() {
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(Sha256::digest(verifier.as_bytes()));
     let location = env
-        .authorize(
-            &cookie,
-            &format!("&code_challenge={challenge}&code_challenge_method=S256"),
-        )
+        .authorize(&cookie, &format!("&code_challenge={challenge}&code_challenge_method=S256"))
         .await;
     let code = query_param(&location, "code").expect("code");
-    let missing = env
-        .token(&[("grant_type", "authorization_code"), ("code", &code)])
-        .await;
+    let missing = env.token(&[("grant_type", "authorization_code"), ("code", &code)]).await;
     assert_eq!(
         missing.body,
         r#"{"error": "invalid_request", "error_description": "Code verifier required."}"#
     );
     let wrong = env
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("code_verifier", "nope"),
-        ])
+        .token(&[("grant_type", "authorization_code"), ("code", &code), ("code_verifier", "nope")])
         .await;
     assert_eq!(wrong.body, r#"{"error": "invalid_grant"}"#);
     let right = env
@@ -436,9 +362,7 @@ async fn pkce_s256_and_plain() {
         .await;
     assert_eq!(right.status, StatusCode::OK, "{}", right.body);
 
-    let location = env
-        .authorize(&cookie, "&code_challenge=plainvalue&approval_prompt=force")
-        .await;
+    let location = env.authorize(&cookie, "&code_challenge=plainvalue&approval_prompt=force").await;
     let code = query_param(&location, "code").expect("code");
     let ok = env
         .token(&[
@@ -467,45 +391,29 @@ async fn inactive_project_redirects_to_the_inactive_page() {
         ("terms_url", "http://127.0.0.1:3000/terms"),
         ("redirect_url", REDIRECT),
     ];
-    let saved = env
-        .post_form("/direct-sharing/projects/oauth2/1001/edit/", None, &pairs)
-        .await;
+    let saved = env.post_form("/direct-sharing/projects/oauth2/1001/edit/", None, &pairs).await;
     assert_eq!(saved.status, StatusCode::FOUND, "{}", saved.body);
     let reply = env.get(&env.authorize_path(""), None).await;
     assert_eq!(reply.status, StatusCode::FOUND);
     assert_eq!(reply.location(), "/oh/direct-sharing/authorize-inactive/");
     let page = env.get("/direct-sharing/authorize-inactive/", None).await;
-    assert!(
-        page.body
-            .contains("Unfortunately, this project is not currently active.")
-    );
+    assert!(page.body.contains("Unfortunately, this project is not currently active."));
 }
 
 #[tokio::test]
 async fn project_member_id_is_created_on_view_and_stable() {
     let env = env().await;
     let (access, _) = env.enroll("alice").await;
-    let first = env
-        .api_get("/api/direct-sharing/project/exchange-member/", &access)
-        .await
-        .json();
-    let pmid = first["project_member_id"]
-        .as_str()
-        .expect("pmid")
-        .to_owned();
+    let first = env.api_get("/api/direct-sharing/project/exchange-member/", &access).await.json();
+    let pmid = first["project_member_id"].as_str().expect("pmid").to_owned();
     assert_eq!(pmid.len(), 8);
     assert!(pmid.chars().all(|c| c.is_ascii_digit()));
     let cookie = env.login("alice").await;
-    let page = env
-        .get(&env.authorize_path("&approval_prompt=force"), Some(&cookie))
-        .await;
+    let page = env.get(&env.authorize_path("&approval_prompt=force"), Some(&cookie)).await;
     assert!(page.body.contains("Project previously authorized."));
     let location = env.authorize(&cookie, "&approval_prompt=force").await;
     let code = query_param(&location, "code").expect("code");
-    let tokens = env
-        .token(&[("grant_type", "authorization_code"), ("code", &code)])
-        .await
-        .json();
+    let tokens = env.token(&[("grant_type", "authorization_code"), ("code", &code)]).await.json();
     let again = env
         .api_get(
             "/api/direct-sharing/project/exchange-member/",
@@ -521,9 +429,7 @@ async fn auto_approval_skips_the_page_without_refreshing_the_snapshot() {
     let env = env().await;
     let (_access, _) = env.enroll("alice").await;
     let cookie = env.login("alice").await;
-    let reply = env
-        .get(&env.authorize_path("&state=q"), Some(&cookie))
-        .await;
+    let reply = env.get(&env.authorize_path("&state=q"), Some(&cookie)).await;
     assert_eq!(reply.status, StatusCode::FOUND);
     let location = reply.location();
     assert!(
@@ -531,8 +437,6 @@ async fn auto_approval_skips_the_page_without_refreshing_the_snapshot() {
             && location.contains("code=")
             && location.contains("&state=q&origin=external")
     );
-    let forced = env
-        .get(&env.authorize_path("&approval_prompt=force"), Some(&cookie))
-        .await;
+    let forced = env.get(&env.authorize_path("&approval_prompt=force"), Some(&cookie)).await;
     assert_eq!(forced.status, StatusCode::OK);
 }

@@ -58,22 +58,12 @@ pub async fn env_with(change: impl FnOnce(&mut SandboxConfig)) -> Env {
 
 impl Env {
     pub async fn send(&self, request: Request<Body>) -> Reply {
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("router answers");
+        let response = self.router.clone().oneshot(request).await.expect("router answers");
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .expect("body reads");
-        Reply {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        }
+        let bytes =
+            axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body reads");
+        Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
     }
 
     pub async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
@@ -81,8 +71,7 @@ impl Env {
         if let Some(cookie) = cookie {
             builder = builder.header(header::COOKIE, cookie);
         }
-        self.send(builder.body(Body::empty()).expect("request"))
-            .await
+        self.send(builder.body(Body::empty()).expect("request")).await
     }
 
     pub async fn post_form(
@@ -91,30 +80,22 @@ impl Env {
         cookie: Option<&str>,
         pairs: &[(&str, &str)],
     ) -> Reply {
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(pairs)
-            .finish();
+        let body =
+            url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
         let mut builder =
             Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
         if let Some(cookie) = cookie {
             builder = builder.header(header::COOKIE, cookie);
         }
-        self.send(builder.body(Body::from(body)).expect("request"))
-            .await
+        self.send(builder.body(Body::from(body)).expect("request")).await
     }
 
     /// Logs a test user in and returns the cookie pair.
     pub async fn login(&self, username: &str) -> String {
-        let reply = self
-            .post_form("/account/login/", None, &[("username", username)])
-            .await;
+        let reply = self.post_form("/account/login/", None, &[("username", username)]).await;
         assert_eq!(reply.status, StatusCode::FOUND, "login redirects");
         let set_cookie = reply.header("set-cookie");
-        set_cookie
-            .split(';')
-            .next()
-            .expect("cookie pair")
-            .to_owned()
+        set_cookie.split(';').next().expect("cookie pair").to_owned()
     }
 
     pub fn client_id(&self) -> String {
@@ -143,10 +124,7 @@ impl Env {
         assert_eq!(page.status, StatusCode::OK, "consent page: {}", page.body);
         let mut pairs: Vec<(String, String)> = hidden_fields(&page.body);
         pairs.push(("allow".into(), "Authorize project".into()));
-        let refs: Vec<(&str, &str)> = pairs
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let reply = self.post_form(&path, Some(cookie), &refs).await;
         assert_eq!(reply.status, StatusCode::FOUND, "authorize: {}", reply.body);
         reply.location()
@@ -182,13 +160,11 @@ impl Env {
 
     pub async fn api_get(&self, path: &str, token: &str) -> Reply {
         let sep = if path.contains('?') { '&' } else { '?' };
-        self.get(&format!("{path}{sep}access_token={token}"), None)
-            .await
+        self.get(&format!("{path}{sep}access_token={token}"), None).await
     }
 
     pub async fn api_post(&self, path: &str, token: &str, pairs: &[(&str, &str)]) -> Reply {
-        self.post_form(&format!("{path}?access_token={token}"), None, pairs)
-            .await
+        self.post_form(&format!("{path}?access_token={token}"), None, pairs).await
     }
 }
 
@@ -199,18 +175,12 @@ pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
         .filter_map(|chunk| {
             let name = chunk.split("name=\"").nth(1)?.split('"').next()?;
             let value = chunk.split("value=\"").nth(1)?.split('"').next()?;
-            Some((
-                name.to_owned(),
-                value.replace("&amp;", "&").replace("&quot;", "\""),
-            ))
+            Some((name.to_owned(), value.replace("&amp;", "&").replace("&quot;", "\"")))
         })
         .collect()
 }
 
 pub fn query_param(url: &str, name: &str) -> Option<String> {
     let parsed = url::Url::parse(url).ok()?;
-    parsed
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
+    parsed.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
