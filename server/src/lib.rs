@@ -6,7 +6,9 @@
 
 pub mod backend;
 pub mod config;
+pub mod crypto;
 pub mod members;
+pub mod openhumans;
 pub mod openhumans_settings;
 pub mod routes;
 pub mod storage;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test file uses a different subset of these helpers.
 
+pub mod sandbox;
+
 use std::sync::Arc;
 
 use clap::Parser;
