@@ -13,6 +13,7 @@ pub mod openhumans_settings;
 pub mod routes;
 pub mod storage;
 pub mod telemetry;
+pub mod tokens;
 
 use std::sync::Arc;
 
