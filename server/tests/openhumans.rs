@@ -7,8 +7,8 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::sandbox::{self, LiveSandbox};
 use ::sandbox::Faults;
+use common::sandbox::{self, LiveSandbox};
 use server::openhumans::{FileMetadata, OhClient, OhError};
 
 fn metadata(description: &str) -> FileMetadata {
