@@ -22,7 +22,7 @@ cargo leptos build --release --bin-features bench-routes >/dev/null 2>&1 \
 
 DATA="$(mktemp -d)"
 trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$DATA"' EXIT
-RUST_LOG=warn OHKIT_DATA_DIR="$DATA" LEPTOS_SITE_ADDR="127.0.0.1:$PORT" LEPTOS_SITE_ROOT=target/site \
+RUST_LOG=warn,server::tokens=info OHKIT_DATA_DIR="$DATA" LEPTOS_SITE_ADDR="127.0.0.1:$PORT" LEPTOS_SITE_ROOT=target/site \
     LEPTOS_OUTPUT_NAME=ohkit target/release/ohkit serve 2>"$DATA/server.log" &
 SERVER=$!
 for _ in $(seq 1 200); do
@@ -51,6 +51,61 @@ for target in "signup page /:/"; do
     ratio=$(awk -v a="$rps" -v b="$bare_rps" 'BEGIN { printf "%.3f", a / b }')
     printf '%-22s %12s %10s %9s %12s\n' "$name" "$rps" "$p99" "$bad" "$ratio"
 done
+
+# --- enrollment through the in-process sandbox, with curl as the browser ----------------------
+SANDBOX="$BASE/oh-sandbox"
+JAR="$DATA/cookies"
+
+# enroll USER: joins as USER with a fresh cookie jar; prints the callback's time in seconds.
+enroll() {
+    rm -f "$JAR" "$JAR.oh"
+    local authorize login_next callback
+    authorize=$(curl -s -o /dev/null -c "$JAR" -b "$JAR" -w '%{redirect_url}' "$BASE/join")
+    # Anonymous at the sandbox: it sends us to its login page, which returns to the authorize URL.
+    login_next=$(curl -s -o /dev/null -c "$JAR.oh" -b "$JAR.oh" -w '%{redirect_url}' "$authorize")
+    curl -s -o /dev/null -c "$JAR.oh" -b "$JAR.oh" --data-urlencode "username=$1" \
+        --data-urlencode "next=$authorize" "$login_next" >/dev/null
+    callback=$(curl -s -o "$DATA/consent.html" -c "$JAR.oh" -b "$JAR.oh" -w '%{redirect_url}' "$authorize")
+    if [ -z "$callback" ]; then
+        # The consent page: post its hidden fields back with allow.
+        local fields
+        fields=$(grep -o '<input type="hidden" name="[^"]*" value="[^"]*"' "$DATA/consent.html" \
+            | sed -E 's/.*name="([^"]*)" value="([^"]*)"/--data-urlencode \1=\2/' | tr '\n' ' ')
+        # shellcheck disable=SC2086
+        callback=$(curl -s -o /dev/null -c "$JAR.oh" -b "$JAR.oh" -w '%{redirect_url}' \
+            $fields --data-urlencode "allow=Authorize project" "$authorize")
+    fi
+    curl -s -o /dev/null -c "$JAR" -b "$JAR" -w '%{time_total}\n' "$(echo "$callback" | sed 's/&amp;/\&/g')"
+}
+
+ENROLLS="${OHKIT_BENCH_ENROLLS:-40}"
+: >"$DATA/callback-times"
+for i in $(seq 1 "$ENROLLS"); do
+    enroll "$(echo alice bob carmen dmitri esi | cut -d' ' -f$(( (i - 1) % 5 + 1 )))" >>"$DATA/callback-times"
+done
+sort -n "$DATA/callback-times" | awk '{ t[NR] = $1 * 1000 } END {
+    p50 = t[int((NR + 1) / 2)]; p99 = t[int(NR * 0.99 + 0.999)]
+    printf "\ncallback (code exchange + exchange-member + database), %d enrollments: p50 %.1f ms, p99 %.1f ms\n", NR, p50, p99 }'
+
+# Dashboard SSR for the last enrolled member, against the same bare route.
+cookie=$(awk '$6 == "ohkit_session" { print $7 }' "$JAR")
+read -r rps p99 bad < <(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -H "Cookie: ohkit_session=$cookie" \
+    "$BASE/dashboard" | awk '/Requests\/sec/ { r = $2 } /^ +99%/ { p = $2 } /Non-2xx/ { b = $NF }
+    END { printf "%s %s %s\n", r, p, (b == "" ? 0 : b) }')
+ratio=$(awk -v a="$rps" -v b="$bare_rps" 'BEGIN { printf "%.3f", a / b }')
+printf '%-22s %12s %10s %9s %12s\n' "dashboard (signed in)" "$rps" "$p99" "$bad" "$ratio"
+
+# 1,000 concurrent dashboard loads for one member whose token is inside the refresh margin.
+curl -s -o /dev/null -X POST "$SANDBOX/sandbox/switches/" --data "token_lifetime=62&legacy_webhook_retry=on&fault_error_rate=0&fault_latency_ms=0&advance_clock=0"
+enroll esi >/dev/null
+cookie=$(awk '$6 == "ohkit_session" { print $7 }' "$JAR")
+sleep 3 # 59 s left: inside ohkit's 60 s refresh margin
+before=$(grep -c "token refreshed" "$DATA/server.log" || true)
+seq 1 1000 | xargs -P 1000 -I{} curl -s -o /dev/null -w '%{http_code}\n' \
+    -H "Cookie: ohkit_session=$cookie" "$BASE/dashboard" >"$DATA/burst-codes"
+after=$(grep -c "token refreshed" "$DATA/server.log" || true)
+printf '\n1000 concurrent dashboard loads, token inside the refresh margin: %s refresh(es); answers: %s\n' \
+    "$((after - before))" "$(sort "$DATA/burst-codes" | uniq -c | awk '{ printf "%s x %s  ", $1, $2 }')"
 
 wasm="target/site/pkg/ohkit.wasm"
 raw=$(stat -c %s "$wasm")

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use leptos::prelude::use_context;
 
 use crate::error::AppError;
+use crate::member::Dashboard;
 use crate::project::ProjectSummary;
 
 /// What the pages need from the server.
@@ -17,6 +18,28 @@ use crate::project::ProjectSummary;
 pub trait Backend: Send + Sync + 'static {
     /// The project as members should see it on the signup page.
     async fn project(&self) -> Result<ProjectSummary, AppError>;
+
+    /// Finishes an enrollment: checks `state` against the session, exchanges `code`, stores the
+    /// member and their tokens and signs them in. `error` is the `error` parameter Open Humans
+    /// sent instead of a code.
+    async fn complete_enrollment(
+        &self,
+        code: Option<String>,
+        state: Option<String>,
+        error: Option<String>,
+    ) -> Result<(), AppError>;
+
+    /// The signed-in member's dashboard.
+    async fn dashboard(&self) -> Result<Dashboard, AppError>;
+
+    /// Deletes a file the project returned to the signed-in member.
+    async fn delete_returned_file(&self, file_id: i64) -> Result<(), AppError>;
+
+    /// Removes the signed-in member from the project and erases ohkit's data about them.
+    async fn delete_my_data(&self) -> Result<(), AppError>;
+
+    /// Signs the member out.
+    async fn logout(&self) -> Result<(), AppError>;
 }
 
 /// The form in which the backend travels through the Leptos context.

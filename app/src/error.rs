@@ -19,6 +19,27 @@ pub enum AppError {
     /// The request itself was wrong; the text says what to change.
     #[error("{0}")]
     Invalid(String),
+    /// The page needs a signed-in member and there is none.
+    #[error("Please join the project, or sign in again, to see this page.")]
+    NotSignedIn,
+    /// Open Humans no longer accepts the member's tokens: they must authorize the project again.
+    #[error("Open Humans asks you to authorize this project again.")]
+    NeedsReauthorization,
+    /// The member pressed Cancel on the Open Humans consent page.
+    #[error("You chose not to authorize the project on Open Humans, so nothing was shared.")]
+    AccessDenied,
+    /// The `state` of the callback does not match the member's session, or there is no session.
+    #[error(
+        "This sign-in does not match your browser session: it was started in another browser or \
+         tab, took too long, or was already used."
+    )]
+    StateMismatch,
+    /// Open Humans refused the authorization code: expired or already used.
+    #[error("Open Humans did not accept this sign-in: the link expired or was already used.")]
+    CodeRejected,
+    /// The project is not accepting members.
+    #[error("This project is not accepting new members at the moment.")]
+    ProjectInactive,
     /// The call never reached the server function, or its answer could not be read.
     #[error("The request could not be completed: {0}")]
     Transport(String),

@@ -7,6 +7,7 @@
 //! takes over the server-rendered page.
 
 pub mod error;
+pub mod member;
 pub mod pages;
 pub mod project;
 
@@ -16,7 +17,7 @@ pub mod backend;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{SsrMode, path};
 
 /// The HTML document around every page, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -50,6 +51,8 @@ pub fn App() -> impl IntoView {
             <main>
                 <Routes fallback=pages::NotFound>
                     <Route path=path!("/") view=pages::SignupPage />
+                    <Route path=path!("/oauth/callback") view=pages::CallbackPage ssr=SsrMode::Async />
+                    <Route path=path!("/dashboard") view=pages::DashboardPage />
                 </Routes>
             </main>
         </Router>

@@ -20,6 +20,20 @@ pub struct ProjectSummary {
     pub long_description: String,
     /// The permissions and data sources the project will ask a member to grant.
     pub requests: Vec<String>,
+    /// Whether the project accepts new members.
+    pub active: bool,
+}
+
+/// Finishes an enrollment on the callback page, while the page renders on the server.
+#[server(prefix = "/api", endpoint = "complete-enrollment")]
+pub async fn complete_enrollment(
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+) -> Result<(), AppError> {
+    crate::backend::backend()?.complete_enrollment(code, state, error).await?;
+    leptos_axum::redirect("/dashboard");
+    Ok(())
 }
 
 /// The project's summary, rendered into the signup page on the server.

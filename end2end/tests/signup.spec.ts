@@ -1,11 +1,15 @@
 // The signup page: rendered on the server, then made interactive by the WASM client.
 import { expect, test } from "@playwright/test";
 
-test("the signup page shows the project from the server's configuration", async ({ page }) => {
+test("the signup page shows the project as Open Humans describes it", async ({ page }) => {
   const response = await page.goto("/");
   expect(response?.status()).toBe(200);
-  await expect(page.getByRole("heading", { level: 1 })).toHaveText("Sleep and Activity Study");
-  await expect(page.getByText("Led by Dr. Ada Example, ohkit Research Group")).toBeVisible();
+  // The in-process sandbox's seeded project, read from the project info endpoint.
+  await expect(page.getByRole("heading", { level: 1 })).toHaveText("Daily Rhythms Study");
+  await expect(
+    page.getByText("Led by Dr. Ada Okafor, Chronobiology Group, Example University"),
+  ).toBeVisible();
+  await expect(page.getByRole("link", { name: "Join with Open Humans" })).toHaveAttribute("href", "/join");
 });
 
 test("the requests toggle works once hydrated and loads the list from the server", async ({
@@ -23,7 +27,9 @@ test("the requests toggle works once hydrated and loads the list from the server
   await toggle.click();
   const list = page.getByRole("list").filter({ has: page.getByText("Permission to send you messages") });
   await expect(list).toBeVisible();
-  await expect(list.getByRole("listitem")).toHaveCount(4);
+  await expect(list.getByRole("listitem")).toHaveCount(5);
+  await expect(list).toContainText("Access to your Open Humans username");
+  await expect(list).toContainText("direct-sharing-102");
   await expect(page.getByRole("button", { name: "Hide what this project asks for" })).toHaveAttribute(
     "aria-expanded",
     "true",

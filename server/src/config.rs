@@ -95,6 +95,21 @@ pub struct Config {
     #[arg(long, env = "OHKIT_OH_CLIENT_SECRET", hide_env_values = true)]
     pub oh_client_secret: Option<Secret>,
 
+    /// The project's master access token, used to read the project's description for the signup
+    /// page before any member joins (it expires after 24 hours; without it the page shows the
+    /// OHKIT_PROJECT_* texts until a member's token can be used). The sandbox's in embedded mode.
+    #[arg(long, env = "OHKIT_OH_MASTER_TOKEN", hide_env_values = true)]
+    pub oh_master_token: Option<Secret>,
+
+    /// 32-byte key (standard base64) that encrypts members' tokens at rest (required in
+    /// production). Default: a key file, token.key, generated in the data directory.
+    #[arg(long, env = "OHKIT_TOKEN_KEY", hide_env_values = true)]
+    pub token_key: Option<Secret>,
+
+    /// How often the background sweep looks for tokens about to expire, in seconds.
+    #[arg(long, env = "OHKIT_REFRESH_SWEEP_SECS", default_value_t = 300)]
+    pub refresh_sweep_secs: u64,
+
     /// The project's name, shown on the signup page.
     #[arg(long, env = "OHKIT_PROJECT_NAME", default_value = "Sleep and Activity Study")]
     pub project_name: String,
@@ -173,6 +188,9 @@ impl Config {
             }
             if self.oh_client_secret.is_none() {
                 return Err(ConfigError::Missing("OHKIT_OH_CLIENT_SECRET"));
+            }
+            if self.token_key.is_none() {
+                return Err(ConfigError::Missing("OHKIT_TOKEN_KEY"));
             }
         }
         if let Some(url) = &self.public_url

@@ -7,10 +7,13 @@
 pub mod backend;
 pub mod config;
 pub mod crypto;
+pub mod enrollment;
+pub mod files;
 pub mod members;
 pub mod openhumans;
 pub mod openhumans_settings;
 pub mod routes;
+pub mod sessions;
 pub mod storage;
 pub mod telemetry;
 pub mod tokens;
@@ -21,8 +24,11 @@ use leptos::config::LeptosOptions;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigError, Mode};
+use crate::crypto::{CryptoError, TokenCipher};
+use crate::openhumans::{OhClient, OhError};
 use crate::openhumans_settings::OhSettings;
 use crate::storage::{Db, StorageError};
+use crate::tokens::TokenManager;
 
 /// Everything a request handler may need.
 #[derive(Clone, axum::extract::FromRef)]
@@ -37,6 +43,22 @@ pub struct AppState {
     pub oh: Arc<OhSettings>,
     /// The in-process Open Humans sandbox, on the embedded default.
     pub sandbox: Option<sandbox::Sandbox>,
+    /// The Open Humans client.
+    pub oh_client: OhClient,
+    /// Members' tokens: storage, refresh, reauthorization.
+    pub tokens: TokenManager,
+    /// The project's description from Open Humans, kept briefly.
+    pub project_cache: Arc<backend::ProjectCache>,
+}
+
+impl AppState {
+    /// The master access token to read project-level data with, if ohkit has one.
+    pub fn master_token(&self) -> Option<String> {
+        match &self.sandbox {
+            Some(sandbox) => Some(sandbox.project_credentials().master_access_token),
+            None => self.config.oh_master_token.as_ref().map(|t| t.expose().to_owned()),
+        }
+    }
 }
 
 /// Why `ohkit serve` could not start or stopped.
@@ -51,6 +73,12 @@ pub enum ServeError {
     /// The in-process sandbox could not start.
     #[error("the Open Humans sandbox could not start: {0}")]
     Sandbox(#[from] sandbox::SandboxError),
+    /// The token encryption key could not be read or created.
+    #[error("the token encryption key is unusable: {0}")]
+    Crypto(#[from] CryptoError),
+    /// The Open Humans client could not be built.
+    #[error("the Open Humans client could not be built: {0}")]
+    Client(#[from] OhError),
     /// Leptos' own configuration could not be read.
     #[error("could not read the Leptos configuration: {0}")]
     Leptos(String),
@@ -71,25 +99,15 @@ pub enum ServeError {
 /// When the configuration is invalid, the database cannot be opened or the port cannot be bound.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     config.validate()?;
-    let mut leptos_options = leptos::config::get_configuration(None)
+    let leptos_options = leptos::config::get_configuration(None)
         .map_err(|err| ServeError::Leptos(err.to_string()))?
         .leptos_options;
-    leptos_options.site_addr = config.addr;
-
-    let db = Db::connect(&config.database_url(), config.db_max_connections).await?;
-    tracing::info!(database = ?db.backend(), mode = ?config.mode, "database ready");
-
     let addr = config.addr;
     let public_url = config.public_url();
-    let sandbox = if config.mode == Mode::Embedded && config.oh_base_url.is_none() {
-        Some(open_sandbox(&config).await?)
-    } else {
-        None
-    };
-    let oh = OhSettings::resolve(&config, sandbox.as_ref())?;
-    tracing::info!(base_url = %oh.base_url, in_process_sandbox = sandbox.is_some(), "Open Humans");
-    let state =
-        AppState { leptos_options, db, config: Arc::new(config), oh: Arc::new(oh), sandbox };
+    let sweep_every = std::time::Duration::from_secs(config.refresh_sweep_secs.max(1));
+    let state = build_state(config, leptos_options).await?;
+    // Refresh whatever would expire before the next sweep, with a margin.
+    let _sweeper = state.tokens.spawn_sweeper(sweep_every, sweep_every * 2);
     let router = routes::app(state);
 
     let listener =
@@ -102,6 +120,46 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .map_err(|source| ServeError::Io { addr, source })?;
     tracing::info!("ohkit stopped cleanly");
     Ok(())
+}
+
+/// Builds everything a request needs from the settings: the database (migrated), the
+/// in-process sandbox on the embedded default, the token cipher, the Open Humans client and the
+/// token manager. It binds no port, so tests use it to run ohkit on a port of their choosing.
+///
+/// # Errors
+///
+/// When the database, the sandbox, the key or the client cannot be set up.
+pub async fn build_state(
+    config: Config,
+    mut leptos_options: LeptosOptions,
+) -> Result<AppState, ServeError> {
+    leptos_options.site_addr = config.addr;
+    let db = Db::connect(&config.database_url(), config.db_max_connections).await?;
+    tracing::info!(database = ?db.backend(), mode = ?config.mode, "database ready");
+
+    let sandbox = if config.mode == Mode::Embedded && config.oh_base_url.is_none() {
+        Some(open_sandbox(&config).await?)
+    } else {
+        None
+    };
+    let oh = OhSettings::resolve(&config, sandbox.as_ref())?;
+    tracing::info!(base_url = %oh.base_url, in_process_sandbox = sandbox.is_some(), "Open Humans");
+    let cipher = match &config.token_key {
+        Some(key) => TokenCipher::from_base64_key(key.expose())?,
+        None => TokenCipher::load_or_create(&config.data_dir.join("token.key"))?,
+    };
+    let oh_client = OhClient::new(&oh)?;
+    let tokens = TokenManager::new(db.clone(), cipher, oh_client.clone());
+    Ok(AppState {
+        leptos_options,
+        db,
+        config: Arc::new(config),
+        oh: Arc::new(oh),
+        sandbox,
+        oh_client,
+        tokens,
+        project_cache: Arc::default(),
+    })
 }
 
 /// Opens the in-process sandbox with a project whose redirect and webhook URLs point back at

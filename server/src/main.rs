@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Serve the web app (the default when no subcommand is given).
     Serve(Box<Config>),
+    /// Run the Open Humans sandbox on its own port, without the app.
+    Sandbox(Box<sandbox::SandboxArgs>),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,9 @@ fn main() -> ExitCode {
         match cli.command {
             None => server::serve(Config::from_env()).await,
             Some(Command::Serve(config)) => server::serve(*config).await,
+            Some(Command::Sandbox(args)) => {
+                sandbox::serve_standalone(*args).await.map_err(server::ServeError::from)
+            }
         }
     });
     match outcome {

@@ -14,6 +14,8 @@ pub struct Member {
     pub username: Option<String>,
     /// The data sources (`direct-sharing-<id>`) the member granted.
     pub sources_shared: Vec<String>,
+    /// Open Humans refused the member's tokens; they must authorize again.
+    pub needs_reauth: bool,
     /// Unix seconds when ohkit first saw the member.
     pub created_at: i64,
     /// Unix seconds of the last change.
@@ -56,8 +58,8 @@ pub async fn upsert(
 /// When the database fails.
 pub async fn find(db: &Db, project_member_id: &str) -> Result<Option<Member>, StorageError> {
     let row = sqlx::query(
-        "SELECT project_member_id, username, sources_shared, created_at, updated_at \
-         FROM members WHERE project_member_id = $1",
+        "SELECT project_member_id, username, sources_shared, needs_reauth, created_at, \
+         updated_at FROM members WHERE project_member_id = $1",
     )
     .bind(project_member_id)
     .fetch_optional(db.pool())
@@ -68,10 +70,24 @@ pub async fn find(db: &Db, project_member_id: &str) -> Result<Option<Member>, St
             project_member_id: row.try_get("project_member_id")?,
             username: row.try_get("username")?,
             sources_shared: serde_json::from_str(&sources).unwrap_or_default(),
+            needs_reauth: row.try_get::<i64, _>("needs_reauth")? != 0,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
         })
     })
     .transpose()
     .map_err(StorageError::Sqlx)
+}
+
+/// Erases the member and everything ohkit holds about them (tokens included).
+///
+/// # Errors
+///
+/// When the database fails.
+pub async fn delete(db: &Db, project_member_id: &str) -> Result<bool, StorageError> {
+    let deleted = sqlx::query("DELETE FROM members WHERE project_member_id = $1")
+        .bind(project_member_id)
+        .execute(db.pool())
+        .await?;
+    Ok(deleted.rows_affected() == 1)
 }

@@ -5,15 +5,20 @@ use std::sync::Arc;
 use app::backend::SharedBackend;
 use app::{App, shell};
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{MatchedPath, State};
 use axum::http::{Request, StatusCode};
-use axum::routing::get;
+use axum::routing::{get, post};
 use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::AppState;
 use crate::backend::ServerBackend;
+use crate::sessions::DbSessionStore;
+use crate::{enrollment, files};
 
 /// Where the in-process sandbox is mounted on the embedded default.
 pub const SANDBOX_PREFIX: &str = "/oh-sandbox";
@@ -25,7 +30,21 @@ pub fn app(state: AppState) -> Router {
     let context = move || provide_context(backend.clone());
     let options = state.leptos_options.clone();
 
-    let router = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz));
+    let secure_cookies = state.config.public_url().scheme() == "https";
+    let sessions = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
+        .with_name("ohkit_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(secure_cookies)
+        .with_expiry(Expiry::OnInactivity(time::Duration::days(14)));
+    let upload_limit = DefaultBodyLimit::max(files::MAX_UPLOAD_BYTES as usize + 1024 * 1024);
+
+    let router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/join", get(enrollment::join))
+        .route("/files/{id}/download", get(files::download))
+        .route("/files/upload", post(files::upload).layer(upload_limit));
     let router = match &state.sandbox {
         Some(sandbox) => router.nest_service(SANDBOX_PREFIX, sandbox.router()),
         None => router,
@@ -36,6 +55,7 @@ pub fn app(state: AppState) -> Router {
     router
         .leptos_routes_with_context(&state, routes, context, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(sessions)
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             // The matched route, not the raw path, so query strings (which may carry an OAuth
             // code or state) never reach the logs.

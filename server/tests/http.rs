@@ -4,7 +4,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::TestDb;
+use common::LiveOhkit;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -18,51 +18,50 @@ async fn get(app: axum::Router, uri: &str) -> (StatusCode, String) {
 
 #[tokio::test]
 async fn health_and_readiness() {
-    let test = TestDb::sqlite().await;
-    assert_eq!(get(common::app(test.db.clone()), "/healthz").await, (StatusCode::OK, "ok".into()));
-    assert_eq!(
-        get(common::app(test.db.clone()), "/readyz").await,
-        (StatusCode::OK, "ready".into())
-    );
+    let ohkit = LiveOhkit::start().await;
+    assert_eq!(get(ohkit.router(), "/healthz").await, (StatusCode::OK, "ok".into()));
+    assert_eq!(get(ohkit.router(), "/readyz").await, (StatusCode::OK, "ready".into()));
 }
 
 #[tokio::test]
 async fn readiness_fails_when_the_database_is_gone() {
-    let test = TestDb::sqlite().await;
-    let app = common::app(test.db.clone());
-    test.db.pool().close().await;
+    let ohkit = LiveOhkit::start().await;
+    let app = ohkit.router();
+    ohkit.state.db.pool().close().await;
     let (status, _) = get(app, "/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 }
 
 #[tokio::test]
 async fn the_signup_page_is_rendered_on_the_server() {
-    let test = TestDb::sqlite().await;
-    let (status, html) = get(common::app(test.db.clone()), "/").await;
+    let ohkit = LiveOhkit::start().await;
+    let (status, html) = get(ohkit.router(), "/").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("<h1>Sleep and Activity Study</h1>"), "{html}");
+    // The sandbox's seeded project, read from its project info endpoint over loopback.
+    assert!(html.contains("<h1>Daily Rhythms Study</h1>"), "{html}");
+    assert!(html.contains(r#"href="/join""#), "{html}");
     assert!(html.contains("What will this project ask for?"), "{html}");
 }
 
 #[tokio::test]
 async fn the_requests_server_function_answers() {
-    let test = TestDb::sqlite().await;
+    let ohkit = LiveOhkit::start().await;
     let request = Request::post("/api/project-requests")
         .header("content-type", "application/x-www-form-urlencoded")
         .body(Body::empty())
         .expect("request");
-    let response = common::app(test.db.clone()).oneshot(request).await.expect("serve");
+    let response = ohkit.router().oneshot(request).await.expect("serve");
     assert_eq!(response.status(), StatusCode::OK);
     let bytes = response.into_body().collect().await.expect("body").to_bytes();
     let requests: Vec<String> = serde_json::from_slice(&bytes).expect("a JSON list");
-    assert_eq!(requests.len(), 4);
+    assert_eq!(requests.len(), 5, "{requests:?}");
     assert!(requests.contains(&"Permission to send you messages".to_owned()));
 }
 
 #[tokio::test]
 async fn unknown_paths_answer_404() {
-    let test = TestDb::sqlite().await;
-    let (status, html) = get(common::app(test.db.clone()), "/no-such-page").await;
+    let ohkit = LiveOhkit::start().await;
+    let (status, html) = get(ohkit.router(), "/no-such-page").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(html.contains("Page not found"), "{html}");
 }

@@ -22,6 +22,11 @@ async fn members_round_trip(db: &Db) {
     assert_eq!(updated.username.as_deref(), Some("alice"));
     assert!(updated.sources_shared.is_empty());
     assert_eq!((updated.created_at, updated.updated_at), (100, 200), "created_at survives");
+    assert!(!updated.needs_reauth);
+
+    assert!(members::delete(db, "01234567").await.expect("delete"));
+    assert_eq!(members::find(db, "01234567").await.expect("query"), None);
+    assert!(!members::delete(db, "01234567").await.expect("delete again"));
 
     assert!(db.ping().await);
 }

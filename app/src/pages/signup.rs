@@ -24,8 +24,15 @@ pub fn SignupPage() -> impl IntoView {
 
 #[component]
 fn ProjectIntro(summary: ProjectSummary) -> impl IntoView {
-    let ProjectSummary { name, leader, organization, short_description, long_description, .. } =
-        summary;
+    let ProjectSummary {
+        name,
+        leader,
+        organization,
+        short_description,
+        long_description,
+        active,
+        ..
+    } = summary;
     view! {
         <section class="card">
             <h1>{name}</h1>
@@ -36,7 +43,31 @@ fn ProjectIntro(summary: ProjectSummary) -> impl IntoView {
             </p>
             <p>{long_description}</p>
             <RequestsToggle />
+            <JoinButton active />
         </section>
+    }
+}
+
+/// The way in: a plain link to `/join`, which sends the member on to Open Humans.
+#[component]
+fn JoinButton(active: bool) -> impl IntoView {
+    let query = leptos_router::hooks::use_query_map();
+    let left = move || query.with(|q| q.get("left").is_some());
+    view! {
+        {move || left().then(|| view! {
+            <p class="notice" role="status">
+                "You have left the project and your data here was deleted. Thank you for taking part."
+            </p>
+        })}
+        <div class="join">
+            {if active {
+                view! { <a class="button" href="/join" rel="external">"Join with Open Humans"</a> }.into_any()
+            } else {
+                view! { <p class="notice">"This project is not accepting new members at the moment."</p> }
+                    .into_any()
+            }}
+            <p class="muted">"Already a member? "<a href="/dashboard">"Go to your dashboard"</a></p>
+        </div>
     }
 }
 

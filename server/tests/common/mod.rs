@@ -72,20 +72,40 @@ pub fn default_config() -> Config {
     Config::parse_from(["ohkit serve"])
 }
 
-/// The app's router over a database, as `ohkit serve` builds it.
-pub fn app(db: Db) -> axum::Router {
-    let leptos_options = leptos::config::LeptosOptions::builder().output_name("ohkit").build();
-    let oh = server::openhumans_settings::OhSettings {
-        base_url: url::Url::parse("http://127.0.0.1:9/").expect("URL"),
-        client_id: "test-client".to_owned(),
-        client_secret: "test-secret".parse().expect("secret"),
-        redirect_url: url::Url::parse("http://127.0.0.1:3000/oauth/callback").expect("URL"),
-    };
-    server::routes::app(server::AppState {
-        leptos_options,
-        db,
-        config: Arc::new(default_config()),
-        oh: Arc::new(oh),
-        sandbox: None,
-    })
+/// A whole ohkit on the embedded default (SQLite in a temporary directory, the sandbox mounted
+/// in-process), serving on a loopback port of its own.
+pub struct LiveOhkit {
+    /// `http://127.0.0.1:<port>` without a trailing slash.
+    pub base: String,
+    /// The state the server runs with.
+    pub state: server::AppState,
+    _dir: tempfile::TempDir,
+}
+
+impl LiveOhkit {
+    /// Starts one.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let addr = listener.local_addr().expect("local address");
+        let config = Config::parse_from([
+            "ohkit serve",
+            "--addr",
+            &addr.to_string(),
+            "--data-dir",
+            &dir.path().display().to_string(),
+        ]);
+        let leptos_options = leptos::config::LeptosOptions::builder().output_name("ohkit").build();
+        let state = server::build_state(config, leptos_options).await.expect("ohkit starts");
+        let router = server::routes::app(state.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Self { base: format!("http://{addr}"), state, _dir: dir }
+    }
+
+    /// The same app as a router, for in-process requests.
+    pub fn router(&self) -> axum::Router {
+        server::routes::app(self.state.clone())
+    }
 }

@@ -1,0 +1,203 @@
+//! Member file routes: downloading a shared file and returning a file to the member's account.
+//!
+//! Downloads ask Open Humans for a fresh `download_url` at the moment of the click (its key lives
+//! one hour, so ohkit never keeps one) and redirect the browser to it. Uploads arrive as a
+//! multipart form, are checked by the same rules the browser applies, spooled to a temporary
+//! file, and sent on: small files through the simple upload, large ones through the direct
+//! upload (a presigned PUT, then "complete").
+
+use axum::Json;
+use axum::extract::{Multipart, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tower_sessions::Session;
+
+use app::error::AppError;
+use app::member::{parse_tags, validate_file_metadata, validate_file_name};
+
+use crate::AppState;
+use crate::enrollment::MEMBER_KEY;
+use crate::openhumans::{FileMetadata, OhError};
+use crate::tokens::TokenError;
+
+/// Files above this size go through the direct (presigned) upload.
+pub const DIRECT_UPLOAD_THRESHOLD: u64 = 8 * 1024 * 1024;
+
+/// Largest file ohkit accepts from a browser.
+pub const MAX_UPLOAD_BYTES: u64 = 512 * 1024 * 1024;
+
+async fn member_id(session: &Session) -> Option<String> {
+    session.get::<String>(MEMBER_KEY).await.ok().flatten()
+}
+
+async fn token_for(state: &AppState, member_id: &str) -> Result<String, AppError> {
+    state.tokens.access_token(member_id).await.map_err(|err| match err {
+        TokenError::NeedsReauthorization => AppError::NeedsReauthorization,
+        TokenError::UnknownMember => AppError::NotSignedIn,
+        other => {
+            tracing::warn!(error = %other, "no access token for a file request");
+            AppError::Upstream
+        }
+    })
+}
+
+fn api_error(err: OhError) -> AppError {
+    if err.needs_reauthorization() {
+        AppError::NeedsReauthorization
+    } else if let OhError::Rejected { status, body } = &err {
+        tracing::info!(status, body = %body, "Open Humans refused a file request");
+        AppError::Invalid("Open Humans refused the file.".into())
+    } else {
+        tracing::warn!(error = %err, "file request to Open Humans failed");
+        AppError::Upstream
+    }
+}
+
+fn error_status(error: &AppError) -> StatusCode {
+    match error {
+        AppError::NotSignedIn => StatusCode::UNAUTHORIZED,
+        AppError::NeedsReauthorization => StatusCode::FORBIDDEN,
+        AppError::Invalid(_) => StatusCode::BAD_REQUEST,
+        AppError::Upstream => StatusCode::BAD_GATEWAY,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// `GET /files/{id}/download`: redirects to a fresh download URL of one of the member's files.
+pub async fn download(
+    State(state): State<AppState>,
+    session: Session,
+    Path(file_id): Path<i64>,
+) -> Response {
+    let Some(member_id) = member_id(&session).await else {
+        return Redirect::to("/dashboard").into_response();
+    };
+    let result = async {
+        let token = token_for(&state, &member_id).await?;
+        // exchange-member lists only this member's files, so an ID that is not theirs is
+        // simply not found.
+        let data = state.oh_client.exchange_member(&token).await.map_err(api_error)?;
+        data.files
+            .into_iter()
+            .find(|file| file.id == file_id)
+            .map(|file| file.download_url)
+            .ok_or_else(|| AppError::Invalid("There is no such file among yours.".into()))
+    }
+    .await;
+    match result {
+        Ok(url) => Redirect::to(&url).into_response(),
+        Err(AppError::Invalid(text)) => (StatusCode::NOT_FOUND, text).into_response(),
+        Err(error) => (error_status(&error), error.to_string()).into_response(),
+    }
+}
+
+/// `POST /files/upload`: returns a file to the member's Open Humans account.
+///
+/// Browsers with the WASM client send `X-Requested-With: ohkit` and get JSON or a plain error
+/// text; a plain form post gets a redirect back to the dashboard.
+pub async fn upload(
+    State(state): State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+    multipart: Multipart,
+) -> Response {
+    let scripted = headers.get("x-requested-with").is_some_and(|v| v == "ohkit");
+    let result = async {
+        let member_id = member_id(&session).await.ok_or(AppError::NotSignedIn)?;
+        let form = read_form(multipart).await?;
+        let metadata = FileMetadata { description: form.description.clone(), tags: form.tags };
+        let token = token_for(&state, &member_id).await?;
+        let id = if form.size > DIRECT_UPLOAD_THRESHOLD {
+            let started = state
+                .oh_client
+                .start_direct_upload(&token, &form.name, &metadata)
+                .await
+                .map_err(api_error)?;
+            let file = tokio::fs::File::open(form.spool.path()).await.map_err(|err| {
+                tracing::error!(%err, "could not reopen a spooled upload");
+                AppError::Internal
+            })?;
+            let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+            state.oh_client.put_presigned(&started.url, body, form.size).await.map_err(api_error)?;
+            state.oh_client.complete_direct_upload(&token, started.id).await.map_err(api_error)?;
+            started.id
+        } else {
+            let bytes = tokio::fs::read(form.spool.path()).await.map_err(|err| {
+                tracing::error!(%err, "could not read a spooled upload");
+                AppError::Internal
+            })?;
+            state.oh_client.upload_file(&token, &form.name, bytes, &metadata).await.map_err(api_error)?
+        };
+        tracing::info!(project_member_id = %member_id, file_id = id, size = form.size, "file returned to a member");
+        Ok::<i64, AppError>(id)
+    }
+    .await;
+    match (result, scripted) {
+        (Ok(id), true) => (StatusCode::CREATED, Json(json!({ "id": id }))).into_response(),
+        (Ok(_), false) => Redirect::to("/dashboard").into_response(),
+        (Err(error), true) => (error_status(&error), error.to_string()).into_response(),
+        (Err(error), false) => (error_status(&error), error.to_string()).into_response(),
+    }
+}
+
+/// The upload form, with the file spooled to disk.
+struct UploadForm {
+    name: String,
+    description: String,
+    tags: Vec<String>,
+    size: u64,
+    spool: tempfile::NamedTempFile,
+}
+
+async fn read_form(mut multipart: Multipart) -> Result<UploadForm, AppError> {
+    let invalid = |text: &str| AppError::Invalid(text.to_owned());
+    let mut name = None;
+    let mut description = String::new();
+    let mut tags = String::new();
+    let mut size = 0_u64;
+    let spool = tempfile::NamedTempFile::new().map_err(|err| {
+        tracing::error!(%err, "could not create a temporary file for an upload");
+        AppError::Internal
+    })?;
+    while let Some(mut field) =
+        multipart.next_field().await.map_err(|_| invalid("The upload was interrupted."))?
+    {
+        match field.name() {
+            Some("file") => {
+                name = field.file_name().map(str::to_owned);
+                let mut out = tokio::fs::File::create(spool.path()).await.map_err(|err| {
+                    tracing::error!(%err, "could not write an upload to disk");
+                    AppError::Internal
+                })?;
+                while let Some(chunk) =
+                    field.chunk().await.map_err(|_| invalid("The upload was interrupted."))?
+                {
+                    size += chunk.len() as u64;
+                    if size > MAX_UPLOAD_BYTES {
+                        return Err(invalid("The file is larger than 512 MiB."));
+                    }
+                    out.write_all(&chunk).await.map_err(|err| {
+                        tracing::error!(%err, "could not write an upload to disk");
+                        AppError::Internal
+                    })?;
+                }
+                out.flush().await.map_err(|_| AppError::Internal)?;
+            }
+            Some("description") => {
+                description = field.text().await.map_err(|_| invalid("Unreadable form."))?;
+            }
+            Some("tags") => tags = field.text().await.map_err(|_| invalid("Unreadable form."))?,
+            _ => {}
+        }
+    }
+    let name = name.unwrap_or_default();
+    let tags = parse_tags(&tags);
+    validate_file_name(&name).map_err(AppError::Invalid)?;
+    validate_file_metadata(&description, &tags).map_err(AppError::Invalid)?;
+    if size == 0 {
+        return Err(invalid("The file is empty."));
+    }
+    Ok(UploadForm { name, description: description.trim().to_owned(), tags, size, spool })
+}

@@ -1,0 +1,261 @@
+//! Enrollment end to end over HTTP: a whole ohkit on the embedded default (the sandbox mounted
+//! in-process), driven by a cookie-keeping client the way a browser drives it.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::LiveOhkit;
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::redirect::Policy;
+use url::Url;
+
+/// A browser: keeps cookies, follows no redirect by itself.
+struct Browser {
+    client: reqwest::Client,
+    jar: Arc<Jar>,
+}
+
+/// One answer, read whole.
+struct Page {
+    status: u16,
+    url: Url,
+    location: Option<String>,
+    body: String,
+}
+
+impl Browser {
+    fn new() -> Self {
+        let jar = Arc::new(Jar::default());
+        let client = reqwest::Client::builder()
+            .redirect(Policy::none())
+            .cookie_provider(jar.clone())
+            .build()
+            .expect("client");
+        Self { client, jar }
+    }
+
+    async fn read(response: reqwest::Response) -> Page {
+        let status = response.status().as_u16();
+        let url = response.url().clone();
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Page { status, url, location, body: response.text().await.expect("body") }
+    }
+
+    async fn get(&self, url: &str) -> Page {
+        Self::read(self.client.get(url).send().await.expect("GET answers")).await
+    }
+
+    async fn post(&self, url: &str, form: &[(String, String)]) -> Page {
+        Self::read(self.client.post(url).form(form).send().await.expect("POST answers")).await
+    }
+
+    /// Follows redirects from `page` until a page that is not a redirect.
+    async fn follow(&self, mut page: Page) -> Page {
+        for _ in 0..10 {
+            let Some(location) = page.location.clone() else { return page };
+            let next = page.url.join(&location).expect("redirect target");
+            page = self.get(next.as_str()).await;
+        }
+        panic!("too many redirects");
+    }
+
+    fn session_cookie(&self, base: &str) -> Option<String> {
+        let url = Url::parse(base).expect("base URL");
+        let header = self.jar.cookies(&url)?;
+        header
+            .to_str()
+            .ok()?
+            .split("; ")
+            .find_map(|pair| pair.strip_prefix("ohkit_session=").map(str::to_owned))
+    }
+}
+
+/// The hidden inputs of a form.
+fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    html.split("<input type=\"hidden\"")
+        .skip(1)
+        .filter_map(|chunk| {
+            let name = chunk.split("name=\"").nth(1)?.split('"').next()?;
+            let value = chunk.split("value=\"").nth(1)?.split('"').next()?;
+            Some((name.to_owned(), value.replace("&amp;", "&").replace("&quot;", "\"")))
+        })
+        .collect()
+}
+
+/// Joins from `/join` as `user`: logs in at the sandbox and authorizes; returns the dashboard.
+async fn enroll(ohkit: &LiveOhkit, browser: &Browser, user: &str) -> Page {
+    let join = browser.get(&format!("{}/join", ohkit.base)).await;
+    assert_eq!(join.status, 303, "/join redirects to Open Humans");
+    let authorize = join.url.join(join.location.as_deref().expect("location")).expect("URL");
+    assert!(authorize.as_str().contains("code_challenge_method=S256"), "{authorize}");
+    assert!(authorize.query_pairs().any(|(k, _)| k == "state"), "{authorize}");
+
+    let mut page = browser.follow(join).await;
+    if page.body.contains("name=\"username\"") {
+        let login = page.url.join("/oh-sandbox/account/login/").expect("URL");
+        let mut form = hidden_fields(&page.body);
+        form.push(("username".into(), user.into()));
+        page = browser.follow(browser.post(login.as_str(), &form).await).await;
+    }
+    assert!(page.body.contains("Authorize project"), "consent page: {}", page.body);
+    let mut form = hidden_fields(&page.body);
+    form.push(("allow".into(), "Authorize project".into()));
+    let consent = browser.post(authorize.as_str(), &form).await;
+    assert_eq!(consent.status, 302, "consent redirects to the callback");
+    let callback_url = consent.location.clone().expect("callback location");
+    assert!(callback_url.contains("/oauth/callback?code="), "{callback_url}");
+
+    let before = browser.session_cookie(&ohkit.base);
+    let callback = browser.get(&callback_url).await;
+    assert_eq!(callback.location.as_deref(), Some("/dashboard"), "{}", callback.body);
+    let after = browser.session_cookie(&ohkit.base);
+    assert!(after.is_some() && after != before, "the session ID is renewed at sign-in");
+    browser.follow(callback).await
+}
+
+fn member_id(html: &str) -> String {
+    let start = html.find("data-testid=\"project-member-id\">").expect("member ID shown")
+        + "data-testid=\"project-member-id\">".len();
+    html[start..start + 8].to_owned()
+}
+
+#[tokio::test]
+async fn a_member_enrolls_and_sees_their_dashboard() {
+    let ohkit = LiveOhkit::start().await;
+    let browser = Browser::new();
+    let dashboard = enroll(&ohkit, &browser, "alice").await;
+    assert_eq!(dashboard.status, 200);
+    assert_eq!(dashboard.url.path(), "/dashboard");
+    let id = member_id(&dashboard.body);
+    assert!(id.chars().all(|c| c.is_ascii_digit()), "{id}");
+    assert!(dashboard.body.contains(">alice<"), "the shared username is shown");
+    assert!(dashboard.body.contains("direct-sharing-102"), "files grouped by source");
+
+    let member = server::members::find(&ohkit.state.db, &id).await.expect("query").expect("row");
+    assert!(!member.needs_reauth);
+    let token = ohkit.state.tokens.access_token(&id).await.expect("a stored, working token");
+    assert!(!dashboard.body.contains(&token), "the token never reaches the page");
+    let (raw,): (Option<Vec<u8>>,) =
+        sqlx::query_as("SELECT access_token FROM members WHERE project_member_id = $1")
+            .bind(&id)
+            .fetch_one(ohkit.state.db.pool())
+            .await
+            .expect("query");
+    let raw = raw.expect("an encrypted token is stored");
+    assert!(!String::from_utf8_lossy(&raw).contains(&token), "tokens are encrypted at rest");
+}
+
+#[tokio::test]
+async fn a_member_reaches_only_their_own_files() {
+    let ohkit = LiveOhkit::start().await;
+    let alice = Browser::new();
+    let bob = Browser::new();
+    let alice_page = enroll(&ohkit, &alice, "alice").await;
+    let bob_page = enroll(&ohkit, &bob, "bob").await;
+    let file_ids = |html: &str| -> Vec<String> {
+        html.split("href=\"/files/")
+            .skip(1)
+            .filter_map(|chunk| chunk.split('/').next().map(str::to_owned))
+            .collect()
+    };
+    let bob_files = file_ids(&bob_page.body);
+    let alice_files = file_ids(&alice_page.body);
+    assert!(!bob_files.is_empty() && !alice_files.is_empty());
+    assert!(bob_files.iter().all(|id| !alice_files.contains(id)));
+
+    let own = alice.get(&format!("{}/files/{}/download", ohkit.base, alice_files[0])).await;
+    assert_eq!(own.status, 303, "a member's own file redirects to a fresh download URL");
+    assert!(own.location.as_deref().unwrap_or_default().contains("key="));
+    let other = alice.get(&format!("{}/files/{}/download", ohkit.base, bob_files[0])).await;
+    assert_eq!(other.status, 404, "someone else's file is not found");
+    assert!(!alice_page.body.contains(&member_id(&bob_page.body)));
+
+    let anonymous =
+        Browser::new().get(&format!("{}/files/{}/download", ohkit.base, alice_files[0])).await;
+    assert_eq!(anonymous.status, 303);
+    assert_eq!(anonymous.location.as_deref(), Some("/dashboard"));
+}
+
+#[tokio::test]
+async fn a_forged_or_replayed_callback_is_refused() {
+    let ohkit = LiveOhkit::start().await;
+    let browser = Browser::new();
+    // No authorization in progress at all.
+    let forged = browser.get(&format!("{}/oauth/callback?code=abc&state=xyz", ohkit.base)).await;
+    assert_eq!(forged.status, 200);
+    assert!(forged.body.contains("does not match your browser session"), "{}", forged.body);
+
+    // An authorization in progress, but the wrong state.
+    let join = browser.get(&format!("{}/join", ohkit.base)).await;
+    assert_eq!(join.status, 303);
+    let wrong = browser.get(&format!("{}/oauth/callback?code=abc&state=wrong", ohkit.base)).await;
+    assert!(wrong.body.contains("does not match your browser session"));
+    let count: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM members")
+        .fetch_one(ohkit.state.db.pool())
+        .await
+        .expect("query");
+    assert_eq!(count.0, 0, "nothing is written");
+}
+
+#[tokio::test]
+async fn cancelling_on_the_consent_page_is_explained() {
+    let ohkit = LiveOhkit::start().await;
+    let browser = Browser::new();
+    let join = browser.get(&format!("{}/join", ohkit.base)).await;
+    let authorize = join.url.join(join.location.as_deref().expect("location")).expect("URL");
+    let state = authorize.query_pairs().find(|(k, _)| k == "state").expect("state").1.into_owned();
+    let page = browser
+        .get(&format!("{}/oauth/callback?error=access_denied&state={state}", ohkit.base))
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("You did not join"), "{}", page.body);
+    assert!(page.body.contains("href=\"/join\""));
+}
+
+#[tokio::test]
+async fn open_humans_unreachable_is_a_clear_page() {
+    let ohkit = LiveOhkit::start().await;
+    let browser = Browser::new();
+    let join = browser.get(&format!("{}/join", ohkit.base)).await;
+    let authorize = join.url.join(join.location.as_deref().expect("location")).expect("URL");
+    let state = authorize.query_pairs().find(|(k, _)| k == "state").expect("state").1.into_owned();
+    // Every token request fails with a 503 from now on.
+    ohkit
+        .state
+        .sandbox
+        .as_ref()
+        .expect("embedded sandbox")
+        .set_faults(sandbox::Faults { error_rate: 1.0, ..sandbox::Faults::default() });
+    let page = browser.get(&format!("{}/oauth/callback?code=abc&state={state}", ohkit.base)).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Open Humans is unavailable"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn a_replayed_code_does_not_sign_anyone_in() {
+    let ohkit = LiveOhkit::start().await;
+    let browser = Browser::new();
+    enroll(&ohkit, &browser, "carmen").await;
+    // A second, fresh authorization whose code is then spent twice.
+    let other = Browser::new();
+    let join = other.get(&format!("{}/join", ohkit.base)).await;
+    let page = other.follow(join).await;
+    let login = page.url.join("/oh-sandbox/account/login/").expect("URL");
+    let page = other
+        .follow(other.post(login.as_str(), &[("username".into(), "dmitri".into())]).await)
+        .await;
+    let mut form = hidden_fields(&page.body);
+    form.push(("allow".into(), "Authorize project".into()));
+    let consent = other.post(page.url.as_str(), &form).await;
+    let callback = consent.location.expect("callback");
+    let first = other.get(&callback).await;
+    assert_eq!(first.location.as_deref(), Some("/dashboard"));
+    let again = other.get(&callback).await;
+    assert_eq!(again.status, 200, "a replay is refused with a page, not a redirect");
+    assert!(again.body.contains("does not match your browser session"));
+}
