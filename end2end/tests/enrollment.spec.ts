@@ -74,7 +74,7 @@ test("a dropped refresh response leads to the reauthorization prompt", async ({ 
 
 test("upload then delete a returned file, checked on the sandbox", async ({ page }) => {
   await enroll(page, "alice");
-  await page.locator("html[data-hydrated]").waitFor();
+  await page.locator("html[data-hydrated]").waitFor({ state: "attached" });
   await page.getByLabel("File").setInputFiles({
     name: "weekly-summary.json",
     mimeType: "application/json",
@@ -91,7 +91,7 @@ test("upload then delete a returned file, checked on the sandbox", async ({ page
   await expect(page.getByText("weekly-summary.json")).toBeVisible();
 
   await page.goto("/dashboard");
-  await page.locator("html[data-hydrated]").waitFor();
+  await page.locator("html[data-hydrated]").waitFor({ state: "attached" });
   await page.getByRole("button", { name: "Delete weekly-summary.json" }).click();
   await expect(returned.getByText("weekly-summary.json")).toHaveCount(0);
   await page.goto(`${SANDBOX}/member/me/data/`);
@@ -100,7 +100,7 @@ test("upload then delete a returned file, checked on the sandbox", async ({ page
 
 test("the browser refuses an upload without a description", async ({ page }) => {
   await enroll(page, "bob");
-  await page.locator("html[data-hydrated]").waitFor();
+  await page.locator("html[data-hydrated]").waitFor({ state: "attached" });
   await page.getByLabel("File").setInputFiles({ name: "x.txt", mimeType: "text/plain", buffer: Buffer.from("x") });
   await page.getByLabel("Description").fill("   ");
   await page.getByLabel("Tags, separated by commas").fill("t");
@@ -130,7 +130,8 @@ test("a newly requested source leads to reauthorization", async ({ page }) => {
   await page.getByRole("link", { name: "Authorize again on Open Humans" }).click();
   await authorizeOnSandbox(page, "bob");
   await expect(page).toHaveURL(/\/dashboard$/);
-  await expect(page.getByRole("heading", { name: "direct-sharing-128" })).toBeVisible();
+  // The new snapshot includes the source, so its files reach the project now.
+  await expect(page.getByRole("definition").filter({ hasText: "direct-sharing-128" })).toBeVisible();
   await expect(page.getByRole("heading", { name: "Please authorize the project again" })).toHaveCount(0);
   // Put the project back for the other tests.
   await page.goto(`${SANDBOX}/direct-sharing/projects/oauth2/1001/edit/`);

@@ -5,7 +5,6 @@
 
 pub mod sandbox;
 
-use std::sync::Arc;
 
 use clap::Parser;
 use server::config::Config;
