@@ -5,7 +5,6 @@
 
 pub mod sandbox;
 
-
 use clap::Parser;
 use server::config::Config;
 use server::storage::Db;
