@@ -122,6 +122,7 @@ test("a newly requested source leads to reauthorization", async ({ page }) => {
   await page.goto(`${SANDBOX}/direct-sharing/projects/oauth2/1001/edit/`);
   await page.getByLabel(/direct-sharing-128/).check();
   await page.getByRole("button", { name: "Save project" }).click();
+  await expect(page.getByText("Project saved.")).toBeVisible();
   // The dashboard rereads the project's description after at most five seconds.
   await page.waitForTimeout(5500);
   await page.goto("/dashboard");
@@ -137,6 +138,13 @@ test("a newly requested source leads to reauthorization", async ({ page }) => {
   await page.goto(`${SANDBOX}/direct-sharing/projects/oauth2/1001/edit/`);
   await page.getByLabel(/direct-sharing-128/).uncheck();
   await page.getByRole("button", { name: "Save project" }).click();
+  await expect(page.getByText("Project saved.")).toBeVisible();
+  // Once ohkit has reread the description, the dashboard stops asking, and the cached description
+  // the other tests see is the original one again.
+  await page.waitForTimeout(5500);
+  await page.goto("/dashboard");
+  await expect(page.getByRole("heading", { name: "Files you share" })).toBeVisible();
+  await expect(page.getByRole("heading", { name: "Please authorize the project again" })).toHaveCount(0);
 });
 
 test("deleting my data removes me and signs me out", async ({ page }) => {

@@ -138,16 +138,25 @@ fn SharedFiles(shared: Vec<SourceFiles>) -> impl IntoView {
 
 #[component]
 fn FileRow(file: FileView) -> impl IntoView {
-    let FileView { id, basename, created, description, tags } = file;
     view! {
         <li class="file">
-            <a href=format!("/files/{id}/download") rel="external" download=basename.clone()>{basename.clone()}</a>
-            <span class="muted">" · "{created}</span>
-            <p>{description}</p>
-            {(!tags.is_empty()).then(|| view! {
-                <p class="tags">{tags.into_iter().map(|tag| view! { <span class="tag">{tag}</span> }).collect_view()}</p>
-            })}
+            <FileDetails file />
         </li>
+    }
+}
+
+/// A file's link, date, description and tags, to be placed inside a list item. (A list item
+/// inside another would be re-parented by the browser and break hydration.)
+#[component]
+fn FileDetails(file: FileView) -> impl IntoView {
+    let FileView { id, basename, created, description, tags } = file;
+    view! {
+        <a href=format!("/files/{id}/download") rel="external" download=basename.clone()>{basename.clone()}</a>
+        <span class="muted">" · "{created}</span>
+        <p>{description}</p>
+        {(!tags.is_empty()).then(|| view! {
+            <p class="tags">{tags.into_iter().map(|tag| view! { <span class="tag">{tag}</span> }).collect_view()}</p>
+        })}
     }
 }
 
@@ -171,7 +180,7 @@ fn ReturnedFiles(
                             let name = file.basename.clone();
                             view! {
                                 <li class="file returned">
-                                    <FileRow file />
+                                    <FileDetails file />
                                     <ActionForm action=delete_file>
                                         <input type="hidden" name="file_id" value=id.to_string() />
                                         <button type="submit" class="secondary danger" disabled=move || pending.get()
