@@ -17,7 +17,7 @@ mod webhook;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -105,6 +105,26 @@ pub(crate) struct Shared {
     pub(crate) signing_key: [u8; 32],
     pub(crate) http: reqwest::Client,
     pub(crate) project_id: i64,
+    /// What the token endpoint has granted since the sandbox opened.
+    pub(crate) grants: GrantCounters,
+}
+
+/// Counters of the token endpoint's successful grants, so that a client's behaviour (one refresh
+/// or many) can be observed from the platform's side.
+#[derive(Debug, Default)]
+pub(crate) struct GrantCounters {
+    pub(crate) codes_exchanged: AtomicU64,
+    pub(crate) refreshes: AtomicU64,
+}
+
+/// What the token endpoint has granted since the sandbox opened (`GET /sandbox/stats/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct TokenStats {
+    /// Authorization codes exchanged for tokens.
+    pub codes_exchanged: u64,
+    /// Refresh tokens exchanged (rotated) for new tokens, including those whose answer a fault
+    /// dropped.
+    pub refreshes: u64,
 }
 
 /// The running emulator: cheap to clone, all clones share one state.
@@ -150,6 +170,7 @@ impl Sandbox {
             signing_key: opened.signing_key,
             http,
             project_id: seed::PROJECT_ID,
+            grants: GrantCounters::default(),
         };
         Ok(Sandbox { inner: Arc::new(shared) })
     }
@@ -208,6 +229,7 @@ impl Sandbox {
             )
             .route("/sandbox/webhooks/", get(pages::webhook_log))
             .route("/sandbox/switches/", get(pages::switches_page).post(pages::switches_submit))
+            .route("/sandbox/stats/", get(pages::stats))
             .layer(DefaultBodyLimit::max(1 << 30))
             .with_state(self.clone())
     }
@@ -230,6 +252,15 @@ impl Sandbox {
             token_url: self.url("/oauth2/token/"),
             base_url: self.inner.base_url.clone(),
             master_access_token,
+        }
+    }
+
+    /// How many codes and refresh tokens the token endpoint has exchanged since the sandbox
+    /// opened.
+    pub fn token_stats(&self) -> TokenStats {
+        TokenStats {
+            codes_exchanged: self.inner.grants.codes_exchanged.load(Ordering::Relaxed),
+            refreshes: self.inner.grants.refreshes.load(Ordering::Relaxed),
         }
     }
 

@@ -2,6 +2,7 @@
 //! (§2.2, §7.1, §7.3) and the token endpoint `/oauth2/token/` (§2.3–§2.5).
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -713,6 +714,7 @@ pub(crate) async fn token(State(sb): State<Sandbox>, headers: HeaderMap, body: B
             sb.inner.store.delete::<Grant>(key);
             let body = issue_tokens(&sb, &mut db, grant.user_id, project_id, &grant.scope, now);
             drop(db);
+            sb.inner.grants.codes_exchanged.fetch_add(1, Ordering::Relaxed);
             token_response(StatusCode::OK, body, None)
         }
         Some("refresh_token") => {
@@ -745,6 +747,7 @@ pub(crate) async fn token(State(sb): State<Sandbox>, headers: HeaderMap, body: B
             }
             let body = issue_tokens(&sb, &mut db, old.user_id, project_id, &scope, now);
             drop(db);
+            sb.inner.grants.refreshes.fetch_add(1, Ordering::Relaxed);
             if drop_response {
                 return (StatusCode::BAD_GATEWAY, "Bad Gateway").into_response();
             }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 
 use crate::Sandbox;
@@ -958,6 +958,12 @@ pub(crate) async fn switches_page(State(sb): State<Sandbox>, headers: HeaderMap)
         }
     };
     respond(StatusCode::OK, layout(&sb, "Switches", v.user.as_ref(), &v.flash, content))
+}
+
+/// `GET /sandbox/stats/`: the token endpoint's grant counters, as JSON, for benchmarks and
+/// tests that check how often a client refreshes.
+pub(crate) async fn stats(State(sb): State<Sandbox>) -> Response {
+    axum::Json(sb.token_stats()).into_response()
 }
 
 /// `POST /sandbox/switches/`.

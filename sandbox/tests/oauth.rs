@@ -126,6 +126,12 @@ async fn authorize_then_exchange_and_refresh_rotates() {
     let reused = env.token(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
     assert_eq!(reused.status, StatusCode::BAD_REQUEST);
     assert_eq!(reused.body, r#"{"error": "invalid_grant"}"#);
+
+    // The platform-side counters see one code exchanged and one refresh: refused attempts do not
+    // count.
+    let stats = env.get("/sandbox/stats/", None).await;
+    assert_eq!(stats.status, StatusCode::OK);
+    assert_eq!(stats.json(), serde_json::json!({"codes_exchanged": 1, "refreshes": 1}));
 }
 
 #[tokio::test]
