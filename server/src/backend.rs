@@ -88,69 +88,16 @@ impl ServerBackend {
         }
     }
 
-    /// A working access token for the member, or the error the page should show.
-    ///
-    /// A refresh that failed in transit is tried once more at once: if the platform committed
-    /// the rotation before the answer was lost, the old refresh token is now spent and the second
-    /// try ends in `invalid_grant`, which marks the member for reauthorization instead of leaving
-    /// them in front of an error page.
     async fn access_token(&self, member_id: &str) -> Result<String, AppError> {
-        match self.state.tokens.access_token(member_id).await {
-            Err(TokenError::Upstream(err)) => {
-                tracing::info!(error = %err, "token refresh failed in transit; trying once more");
-                self.state.tokens.access_token(member_id).await.map_err(token_error)
-            }
-            other => other.map_err(token_error),
-        }
+        member_token(&self.state, member_id).await
     }
 
-    /// A forced refresh, with the same single retry as [`Self::access_token`].
-    async fn refreshed_token(&self, member_id: &str) -> Result<String, AppError> {
-        match self.state.tokens.refresh_now(member_id).await {
-            Err(TokenError::Upstream(err)) => {
-                tracing::info!(error = %err, "token refresh failed in transit; trying once more");
-                self.state.tokens.refresh_now(member_id).await.map_err(token_error)
-            }
-            other => other.map_err(token_error),
-        }
-    }
-
-    /// Runs `call` with the member's token; after an "Expired token." answer it refreshes once and
-    /// tries again, and after "Invalid token." it marks the member for reauthorization.
     async fn with_token<T, F, Fut>(&self, member_id: &str, call: F) -> Result<T, AppError>
     where
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<T, OhError>>,
     {
-        let token = self.access_token(member_id).await?;
-        match call(token).await {
-            Ok(value) => Ok(value),
-            Err(OhError::ExpiredToken) => {
-                let token = self.refreshed_token(member_id).await?;
-                call(token).await.map_err(|err| self.api_error(member_id, err))
-            }
-            Err(err) => Err(self.api_error(member_id, err)),
-        }
-    }
-
-    fn api_error(&self, member_id: &str, err: OhError) -> AppError {
-        if err.needs_reauthorization() {
-            let tokens = self.state.tokens.clone();
-            let member_id = member_id.to_owned();
-            tokio::spawn(async move {
-                if let Err(err) = tokens.mark_needs_reauth(&member_id).await {
-                    tracing::error!(error = %err, "could not mark a member for reauthorization");
-                }
-            });
-            return AppError::NeedsReauthorization;
-        }
-        tracing::warn!(error = %err, "Open Humans API call failed");
-        match err {
-            OhError::Rejected { .. } => AppError::Invalid(
-                "Open Humans refused the request. Please check what you entered.".into(),
-            ),
-            _ => AppError::Upstream,
-        }
+        with_member_token(&self.state, member_id, call).await
     }
 
     async fn reauth_dashboard(&self, member: members::Member) -> Dashboard {
@@ -173,6 +120,84 @@ impl ServerBackend {
             .join("member/me/connections/")
             .map(|url| url.to_string())
             .unwrap_or_default()
+    }
+}
+
+/// A working access token for the member, or the error the page should show.
+///
+/// A refresh that failed in transit is tried once more at once: if the platform committed the
+/// rotation before the answer was lost, the old refresh token is now spent and the second try
+/// ends in `invalid_grant`, which marks the member for reauthorization instead of leaving them in
+/// front of an error page.
+pub(crate) async fn member_token(state: &AppState, member_id: &str) -> Result<String, AppError> {
+    match state.tokens.access_token(member_id).await {
+        Err(TokenError::Upstream(err)) => {
+            tracing::info!(error = %err, "token refresh failed in transit; trying once more");
+            state.tokens.access_token(member_id).await.map_err(token_error)
+        }
+        other => other.map_err(token_error),
+    }
+}
+
+/// Runs `call` with the member's token. After "Expired token." it gets a newer token (another
+/// request's, or a refresh) and tries once more; after "Invalid token." it tries once more when
+/// the token was rotated meanwhile, and otherwise marks the member for reauthorization.
+pub(crate) async fn with_member_token<T, F, Fut>(
+    state: &AppState,
+    member_id: &str,
+    call: F,
+) -> Result<T, AppError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, OhError>>,
+{
+    let token = member_token(state, member_id).await?;
+    let retry = match call(token.clone()).await {
+        Ok(value) => return Ok(value),
+        Err(OhError::ExpiredToken) => match state.tokens.after_expired(member_id, &token).await {
+            Err(TokenError::Upstream(err)) => {
+                tracing::info!(error = %err, "token refresh failed in transit; trying once more");
+                member_token(state, member_id).await?
+            }
+            other => other.map_err(token_error)?,
+        },
+        Err(err) if err.needs_reauthorization() => {
+            match state.tokens.after_invalid(member_id, &token).await.map_err(token_error)? {
+                Some(newer) => newer,
+                None => return Err(AppError::NeedsReauthorization),
+            }
+        }
+        Err(err) => return Err(api_error(err)),
+    };
+    match call(retry.clone()).await {
+        Ok(value) => Ok(value),
+        Err(err) if err.needs_reauthorization() => {
+            if state.tokens.after_invalid(member_id, &retry).await.map_err(token_error)?.is_none() {
+                return Err(AppError::NeedsReauthorization);
+            }
+            // Rotated away twice in a row: say so rather than loop.
+            tracing::warn!(member = member_id, "the member's token changed twice during one call");
+            Err(AppError::Upstream)
+        }
+        Err(err) => Err(api_error(err)),
+    }
+}
+
+/// Maps a failed Open Humans call (other than a token problem) to what the page shows, and logs
+/// it: this is where such failures reach the boundary.
+pub(crate) fn api_error(err: OhError) -> AppError {
+    match err {
+        OhError::Rejected { status, body } => {
+            tracing::info!(status, body = %body, "Open Humans refused a request");
+            AppError::Invalid(
+                "Open Humans refused the request. Please check what you entered.".into(),
+            )
+        }
+        err if err.needs_reauthorization() => AppError::NeedsReauthorization,
+        err => {
+            tracing::warn!(error = %err, "Open Humans API call failed");
+            AppError::Upstream
+        }
     }
 }
 

@@ -18,9 +18,9 @@ use app::error::AppError;
 use app::member::{parse_tags, validate_file_metadata, validate_file_name};
 
 use crate::AppState;
+use crate::backend::{api_error, with_member_token};
 use crate::enrollment::MEMBER_KEY;
-use crate::openhumans::{FileMetadata, OhError};
-use crate::tokens::TokenError;
+use crate::openhumans::FileMetadata;
 
 /// Files above this size go through the direct (presigned) upload.
 pub const DIRECT_UPLOAD_THRESHOLD: u64 = 8 * 1024 * 1024;
@@ -30,29 +30,6 @@ pub const MAX_UPLOAD_BYTES: u64 = 512 * 1024 * 1024;
 
 async fn member_id(session: &Session) -> Option<String> {
     session.get::<String>(MEMBER_KEY).await.ok().flatten()
-}
-
-async fn token_for(state: &AppState, member_id: &str) -> Result<String, AppError> {
-    state.tokens.access_token(member_id).await.map_err(|err| match err {
-        TokenError::NeedsReauthorization => AppError::NeedsReauthorization,
-        TokenError::UnknownMember => AppError::NotSignedIn,
-        other => {
-            tracing::warn!(error = %other, "no access token for a file request");
-            AppError::Upstream
-        }
-    })
-}
-
-fn api_error(err: OhError) -> AppError {
-    if err.needs_reauthorization() {
-        AppError::NeedsReauthorization
-    } else if let OhError::Rejected { status, body } = &err {
-        tracing::info!(status, body = %body, "Open Humans refused a file request");
-        AppError::Invalid("Open Humans refused the file.".into())
-    } else {
-        tracing::warn!(error = %err, "file request to Open Humans failed");
-        AppError::Upstream
-    }
 }
 
 fn error_status(error: &AppError) -> StatusCode {
@@ -75,10 +52,13 @@ pub async fn download(
         return Redirect::to("/dashboard").into_response();
     };
     let result = async {
-        let token = token_for(&state, &member_id).await?;
         // exchange-member lists only this member's files, so an ID that is not theirs is
         // simply not found.
-        let data = state.oh_client.exchange_member(&token).await.map_err(api_error)?;
+        let data = with_member_token(&state, &member_id, |token| {
+            let client = state.oh_client.clone();
+            async move { client.exchange_member(&token).await }
+        })
+        .await?;
         data.files
             .into_iter()
             .find(|file| file.id == file_id)
@@ -108,27 +88,35 @@ pub async fn upload(
         let member_id = member_id(&session).await.ok_or(AppError::NotSignedIn)?;
         let form = read_form(multipart).await?;
         let metadata = FileMetadata { description: form.description.clone(), tags: form.tags };
-        let token = token_for(&state, &member_id).await?;
+        let client = &state.oh_client;
         let id = if form.size > DIRECT_UPLOAD_THRESHOLD {
-            let started = state
-                .oh_client
-                .start_direct_upload(&token, &form.name, &metadata)
-                .await
-                .map_err(api_error)?;
+            let started = with_member_token(&state, &member_id, |token| {
+                let (name, metadata) = (&form.name, &metadata);
+                async move { client.start_direct_upload(&token, name, metadata).await }
+            })
+            .await?;
             let file = tokio::fs::File::open(form.spool.path()).await.map_err(|err| {
                 tracing::error!(%err, "could not reopen a spooled upload");
                 AppError::Internal
             })?;
             let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
-            state.oh_client.put_presigned(&started.url, body, form.size).await.map_err(api_error)?;
-            state.oh_client.complete_direct_upload(&token, started.id).await.map_err(api_error)?;
+            client.put_presigned(&started.url, body, form.size).await.map_err(api_error)?;
+            // A token of its own: the one the upload started with may have expired meanwhile.
+            with_member_token(&state, &member_id, |token| async move {
+                client.complete_direct_upload(&token, started.id).await
+            })
+            .await?;
             started.id
         } else {
             let bytes = tokio::fs::read(form.spool.path()).await.map_err(|err| {
                 tracing::error!(%err, "could not read a spooled upload");
                 AppError::Internal
             })?;
-            state.oh_client.upload_file(&token, &form.name, bytes, &metadata).await.map_err(api_error)?
+            with_member_token(&state, &member_id, |token| {
+                let (name, metadata, bytes) = (&form.name, &metadata, bytes.clone());
+                async move { client.upload_file(&token, name, bytes, metadata).await }
+            })
+            .await?
         };
         tracing::info!(project_member_id = %member_id, file_id = id, size = form.size, "file returned to a member");
         Ok::<i64, AppError>(id)
@@ -185,10 +173,8 @@ async fn read_form(mut multipart: Multipart) -> Result<UploadForm, AppError> {
                 }
                 out.flush().await.map_err(|_| AppError::Internal)?;
             }
-            Some("description") => {
-                description = field.text().await.map_err(|_| invalid("Unreadable form."))?;
-            }
-            Some("tags") => tags = field.text().await.map_err(|_| invalid("Unreadable form."))?,
+            Some("description") => description = small_text(field).await?,
+            Some("tags") => tags = small_text(field).await?,
             _ => {}
         }
     }
@@ -200,4 +186,21 @@ async fn read_form(mut multipart: Multipart) -> Result<UploadForm, AppError> {
         return Err(invalid("The file is empty."));
     }
     Ok(UploadForm { name, description: description.trim().to_owned(), tags, size, spool })
+}
+
+/// The longest text field ohkit reads from the upload form (the rules allow far less; the cap
+/// only keeps an oversized field from being buffered whole).
+const MAX_TEXT_FIELD_BYTES: usize = 16 * 1024;
+
+/// Reads a text field of the upload form, refusing one longer than [`MAX_TEXT_FIELD_BYTES`].
+async fn small_text(mut field: axum::extract::multipart::Field<'_>) -> Result<String, AppError> {
+    let unreadable = || AppError::Invalid("Unreadable form.".to_owned());
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|_| unreadable())? {
+        if bytes.len() + chunk.len() > MAX_TEXT_FIELD_BYTES {
+            return Err(AppError::Invalid("A form field is too long.".to_owned()));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes).map_err(|_| unreadable())
 }

@@ -29,6 +29,15 @@ use crate::openhumans_settings::OhSettings;
 /// How long any single request to Open Humans (or its storage) may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The slowest upload throughput a presigned PUT is given time for, in bytes per second.
+const SLOWEST_UPLOAD_BYTES_PER_SEC: u64 = 256 * 1024;
+
+/// How long the presigned PUT of `len` bytes may take: [`REQUEST_TIMEOUT`] plus the time the
+/// bytes need at [`SLOWEST_UPLOAD_BYTES_PER_SEC`].
+fn upload_timeout(len: u64) -> Duration {
+    REQUEST_TIMEOUT + Duration::from_secs(len / SLOWEST_UPLOAD_BYTES_PER_SEC)
+}
+
 /// Lifetime assumed when a token response leaves out `expires_in` (the platform's default).
 const DEFAULT_EXPIRES_IN: u64 = 36_000;
 
@@ -545,6 +554,8 @@ impl OhClient {
             .http
             .put(url)
             .header(CONTENT_LENGTH, HeaderValue::from(len))
+            // The client's overall limit is sized for API calls; a large file needs longer.
+            .timeout(upload_timeout(len))
             .body(body)
             .send()
             .await
@@ -642,9 +653,8 @@ impl OhClient {
                 _ => {}
             }
         }
-        let error = OhError::Rejected { status: status.as_u16(), body: shorten(&body) };
-        tracing::warn!(status = status.as_u16(), %error, "Open Humans rejected an API request");
-        Err(error)
+        // Not logged here: the caller decides whether this is worth a log line, once.
+        Err(OhError::Rejected { status: status.as_u16(), body: shorten(&body) })
     }
 }
 

@@ -39,8 +39,9 @@ const LEASE_SECONDS: i64 = 30;
 /// How often a waiting instance re-reads the row.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
-/// How long a caller waits for another instance's refresh before giving up.
-const WAIT_LIMIT: Duration = Duration::from_secs(10);
+/// How long a caller waits for another instance's refresh before giving up: as long as the
+/// lease, so a refresh that is still within its term is never abandoned.
+const WAIT_LIMIT: Duration = Duration::from_secs(LEASE_SECONDS.unsigned_abs());
 
 /// Why no token could be handed out.
 #[derive(Debug, thiserror::Error)]
@@ -207,24 +208,68 @@ impl TokenManager {
         Ok(self.refresh_from(project_member_id, row.version).await?.token())
     }
 
-    /// Records that the member must authorize again (after the API answered "Invalid token.").
+    /// A token to try again with after the API answered "Expired token." to `rejected`: the
+    /// stored one when another caller or instance has replaced `rejected` meanwhile, otherwise a
+    /// fresh one from a refresh. Comparing with the rejected token, rather than refreshing
+    /// blindly, keeps a second refresh from revoking the token another request has just got.
     ///
     /// # Errors
     ///
-    /// [`TokenError::UnknownMember`]; storage errors.
-    pub async fn mark_needs_reauth(&self, project_member_id: &str) -> Result<(), TokenError> {
+    /// As for [`TokenManager::access_token`].
+    pub async fn after_expired(
+        &self,
+        project_member_id: &str,
+        rejected: &str,
+    ) -> Result<String, TokenError> {
+        let row = self.load(project_member_id).await?;
+        let access = usable(&row)?;
+        let current = self.inner.cipher.decrypt(project_member_id, access)?;
+        if current != rejected {
+            return self.access_token(project_member_id).await;
+        }
+        Ok(self.refresh_from(project_member_id, row.version).await?.token())
+    }
+
+    /// Handles the API's "Invalid token." answer to `rejected`. When the stored token is still
+    /// `rejected`, Open Humans has revoked the authorization: the member is marked as needing to
+    /// authorize again and `None` is returned. When the stored token has changed (a refresh
+    /// elsewhere rotated `rejected` away while the call was in flight), nothing is marked and the
+    /// current token is returned to try again with.
+    ///
+    /// # Errors
+    ///
+    /// [`TokenError::UnknownMember`]; storage and crypto errors; those of
+    /// [`TokenManager::access_token`] when a newer token is handed out.
+    pub async fn after_invalid(
+        &self,
+        project_member_id: &str,
+        rejected: &str,
+    ) -> Result<Option<String>, TokenError> {
+        let row = self.load(project_member_id).await?;
+        if row.needs_reauth {
+            return Ok(None);
+        }
+        if let Some(access) = row.access_token.as_deref()
+            && self.inner.cipher.decrypt(project_member_id, access)? != rejected
+        {
+            return self.access_token(project_member_id).await.map(Some);
+        }
+        // Only while the row still holds the rejected token's version: a refresh or a new
+        // authorization that lands in between wins.
         let done = sqlx::query(
-            "UPDATE members SET needs_reauth = 1, updated_at = $1 WHERE project_member_id = $2",
+            "UPDATE members SET needs_reauth = 1, updated_at = $1 \
+             WHERE project_member_id = $2 AND token_version = $3",
         )
         .bind(unix_now())
         .bind(project_member_id)
+        .bind(row.version)
         .execute(self.inner.db.pool())
         .await?;
         if done.rows_affected() == 0 {
-            return Err(TokenError::UnknownMember);
+            return self.access_token(project_member_id).await.map(Some);
         }
         tracing::info!(member = project_member_id, "member marked as needing reauthorization");
-        Ok(())
+        Ok(None)
     }
 
     /// Refreshes every member whose access token expires within `within` and who can still be

@@ -223,8 +223,9 @@ async fn sweep_refreshes_only_members_due(db: Db) {
     let manager = TokenManager::new(db.clone(), cipher(), live.client());
     let (due, due_tokens) = enroll(&live, &manager, &db, "carmen").await;
     let (fine, fine_tokens) = enroll(&live, &manager, &db, "dmitri").await;
-    let (gone, _) = enroll(&live, &manager, &db, "esi").await;
-    manager.mark_needs_reauth(&gone).await.expect("mark");
+    let (gone, gone_tokens) = enroll(&live, &manager, &db, "esi").await;
+    let marked = manager.after_invalid(&gone, &gone_tokens.access_token).await.expect("mark");
+    assert_eq!(marked, None);
     for id in [&due, &gone] {
         sqlx::query("UPDATE members SET token_expires_at = $1 WHERE project_member_id = $2")
             .bind(now() + 120)
@@ -267,7 +268,31 @@ macro_rules! on_both {
     };
 }
 
+/// A request that still holds the token a refresh elsewhere has just rotated away gets "Invalid
+/// token." or "Expired token." from the API: it must get the new token, not lock the member out
+/// or spend the new refresh token.
+async fn a_token_rotated_elsewhere_is_no_lockout(db: Db) {
+    let live = sandbox::start().await;
+    let manager = TokenManager::new(db.clone(), cipher(), live.client());
+    let (id, first) = enroll(&live, &manager, &db, "alice").await;
+    let second = manager.refresh_now(&id).await.expect("refresh elsewhere");
+    assert_ne!(second, first.access_token);
+
+    let retry = manager.after_invalid(&id, &first.access_token).await.expect("after invalid");
+    assert_eq!(retry.as_deref(), Some(second.as_str()));
+    assert_eq!(column(&db, &id, "needs_reauth").await.as_deref(), Some("0"));
+    let retry = manager.after_expired(&id, &first.access_token).await.expect("after expired");
+    assert_eq!(retry, second);
+    assert_eq!(manager.refresh_count(), 1, "no second refresh");
+
+    // The same answer for the token ohkit holds now means the authorization is gone.
+    assert_eq!(manager.after_invalid(&id, &second).await.expect("after invalid"), None);
+    assert_eq!(column(&db, &id, "needs_reauth").await.as_deref(), Some("1"));
+    assert!(matches!(manager.access_token(&id).await, Err(TokenError::NeedsReauthorization)));
+}
+
 on_both!(
+    a_token_rotated_elsewhere_is_no_lockout,
     stored_token_is_used_as_it_is,
     expiring_token_is_refreshed,
     many_callers_share_one_refresh,
