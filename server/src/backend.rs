@@ -20,7 +20,7 @@ use crate::openhumans::{MemberData, OhError, OhFile, ProjectInfo};
 use crate::tokens::TokenError;
 
 /// How long the signup page reuses the project's description before reading it again.
-const SIGNUP_CACHE_TTL: Duration = Duration::from_secs(60);
+pub(crate) const SIGNUP_CACHE_TTL: Duration = Duration::from_secs(60);
 /// How long the dashboard reuses it: short, so that a newly requested source is noticed soon.
 const DASHBOARD_CACHE_TTL: Duration = Duration::from_secs(5);
 
@@ -44,7 +44,7 @@ impl ServerBackend {
 
     /// The project as Open Humans describes it, from the cache when fresh. It needs a token:
     /// the given member's, or the master token ohkit was configured with.
-    async fn project_info(
+    pub(crate) async fn project_info(
         &self,
         access_token: Option<&str>,
         max_age: Duration,
@@ -404,8 +404,23 @@ impl Backend for ServerBackend {
             })
             .await
         {
-            // Already deauthorized on Open Humans: erasing locally is all that is left.
-            Ok(()) | Err(AppError::NeedsReauthorization) => {}
+            Ok(()) => {}
+            // The member's own token no longer works: the project's master token can still
+            // remove them, so the platform does not keep a member ohkit has forgotten.
+            Err(AppError::NeedsReauthorization) => match self.state.master_token() {
+                Some(master) => match client.remove_member(&master, &member_id).await {
+                    Ok(()) => {}
+                    Err(OhError::Rejected { status, body }) => {
+                        tracing::info!(status, body = %body, "Open Humans no longer lists the member");
+                    }
+                    Err(err) => return Err(api_error(err)),
+                },
+                None => tracing::warn!(
+                    project_member_id = %member_id,
+                    "erasing a member whose token no longer works, without a master token to \
+                     remove them on Open Humans"
+                ),
+            },
             Err(err) => return Err(err),
         }
         members::delete(&self.state.db, &member_id).await.map_err(|err| {

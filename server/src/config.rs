@@ -74,7 +74,7 @@ pub struct Config {
 
     /// Database to use: `sqlite://PATH` or `postgres://…` (required in production). Default: a
     /// SQLite file, ohkit.sqlite3, in the data directory.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
     /// Largest number of database connections per ohkit instance.
@@ -201,6 +201,18 @@ impl Config {
                 reason: "it must be an http or https URL".into(),
             });
         }
+        // ohkit's routes (and so the redirect URL registered with Open Humans) sit at the root of
+        // the host; a path here would name URLs that ohkit does not serve.
+        if let Some(url) = &self.public_url
+            && url.path() != "/"
+        {
+            return Err(ConfigError::Invalid {
+                name: "OHKIT_PUBLIC_URL",
+                reason: "ohkit is served at the root of its host: give the URL without a path, \
+                         like https://study.example.org/"
+                    .into(),
+            });
+        }
         Ok(())
     }
 
@@ -263,5 +275,14 @@ mod tests {
         let config = parse(&["--oh-client-secret", "hunter2hunter2"]);
         let printed = format!("{config:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
+    }
+
+    #[test]
+    fn the_public_url_has_no_path() {
+        assert!(parse(&["--public-url", "https://study.example.org/"]).validate().is_ok());
+        let err = parse(&["--public-url", "https://example.org/study"])
+            .validate()
+            .expect_err("a path is refused");
+        assert!(err.to_string().starts_with("OHKIT_PUBLIC_URL is invalid"), "{err}");
     }
 }

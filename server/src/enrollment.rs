@@ -16,6 +16,7 @@ use tower_sessions::Session;
 use app::error::AppError;
 
 use crate::AppState;
+use crate::backend::{SIGNUP_CACHE_TTL, ServerBackend};
 use crate::members;
 use crate::openhumans::OhError;
 
@@ -49,6 +50,16 @@ pub async fn join(
     session: Session,
     Query(query): Query<JoinQuery>,
 ) -> Response {
+    // A project that says it is closed would only show the member Open Humans' "not active"
+    // page, with no way back: the signup page says so instead. When the description cannot be
+    // read (no master token, Open Humans unreachable), the member goes on and Open Humans decides.
+    let backend = ServerBackend::new(state.clone());
+    if let Some(info) = backend.project_info(None, SIGNUP_CACHE_TTL).await
+        && !info.active
+    {
+        tracing::info!("join refused: the project is not active on Open Humans");
+        return Redirect::to("/").into_response();
+    }
     let request = state.oh_client.authorize_url(query.reauthorize.is_some());
     let pending = Pending {
         state: request.state.clone(),
@@ -91,6 +102,12 @@ pub async fn complete(
         }
         tracing::warn!(error = %error, "Open Humans returned an authorization error");
         return Err(AppError::Upstream);
+    }
+    // A signed-in member reloading the callback (or coming back to it) has nothing pending: their
+    // dashboard is the right place, and the spent code is not sent again.
+    if pending.is_none() && session.get::<String>(MEMBER_KEY).await.ok().flatten().is_some() {
+        tracing::info!("callback revisited by a signed-in member");
+        return Ok(());
     }
     let (Some(code), Some(returned_state), Some(pending)) = (code, returned_state, pending) else {
         tracing::info!("callback without a code, a state or a pending authorization");

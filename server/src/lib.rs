@@ -108,6 +108,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let state = build_state(config, leptos_options).await?;
     // Refresh whatever would expire before the next sweep, with a margin.
     let _sweeper = state.tokens.spawn_sweeper(sweep_every, sweep_every * 2);
+    // Every visit to /join leaves a session behind; expired ones are removed hourly.
+    let _session_pruner = spawn_session_pruner(state.db.clone());
     let router = routes::app(state);
 
     let listener =
@@ -179,6 +181,22 @@ async fn open_sandbox(config: &Config) -> Result<sandbox::Sandbox, ServeError> {
         ..sandbox::SandboxConfig::default()
     };
     Ok(sandbox::Sandbox::open(sandbox_config).await?)
+}
+
+/// Deletes expired sessions once an hour, logging failures and carrying on.
+fn spawn_session_pruner(db: Db) -> tokio::task::JoinHandle<()> {
+    use tower_sessions::ExpiredDeletion;
+
+    let store = sessions::DbSessionStore::new(db);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            ticks.tick().await;
+            if let Err(err) = store.delete_expired().await {
+                tracing::warn!(error = %err, "could not delete expired sessions");
+            }
+        }
+    })
 }
 
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.

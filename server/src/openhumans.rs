@@ -626,6 +626,29 @@ impl OhClient {
         }
     }
 
+    /// Removes one member from the project with the project's master token (remove-members with
+    /// `project_member_ids`), for when the member's own token no longer works.
+    ///
+    /// # Errors
+    ///
+    /// [`OhError::Rejected`] when Open Humans refuses the ID (not, or no longer, a member);
+    /// transport and server errors.
+    pub async fn remove_member(
+        &self,
+        master_token: &str,
+        project_member_id: &str,
+    ) -> Result<(), OhError> {
+        let url = self.api_url("api/direct-sharing/project/remove-members/")?;
+        let form = [("project_member_ids", project_member_id)];
+        let response = self.send(self.inner.http.post(url).form(&form), master_token).await?;
+        let answer: serde_json::Value = read_json(response).await?;
+        if answer.as_str() == Some("success") {
+            Ok(())
+        } else {
+            Err(OhError::Protocol("remove-members did not answer \"success\"".to_owned()))
+        }
+    }
+
     fn api_url(&self, path: &str) -> Result<Url, OhError> {
         self.inner.base_url.join(path).map_err(|err| OhError::Protocol(format!("API URL: {err}")))
     }

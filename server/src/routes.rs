@@ -7,7 +7,7 @@ use app::{App, shell};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{MatchedPath, State};
-use axum::http::{Request, StatusCode};
+use axum::http::{Method, Request, StatusCode, header};
 use axum::routing::{get, post};
 use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
@@ -56,6 +56,7 @@ pub fn app(state: AppState) -> Router {
         .leptos_routes_with_context(&state, routes, context, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(sessions)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), same_origin_writes))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             // The matched route, not the raw path, so query strings (which may carry an OAuth
             // code or state) never reach the logs.
@@ -67,6 +68,46 @@ pub fn app(state: AppState) -> Router {
             tracing::info_span!("request", method = %request.method(), route)
         }))
         .with_state(state)
+}
+
+/// Refuses state-changing requests that a browser sent from another site.
+///
+/// Server functions and the upload route accept form posts, which any page could make a
+/// member's browser send; the session cookie is `SameSite=Lax`, which keeps it off cross-site
+/// posts, and this check also covers sibling subdomains, which count as the same site. A
+/// browser names the page's origin in `Origin` (and, in current browsers, its relation to the
+/// target in `Sec-Fetch-Site`); requests without either (Open Humans' webhook, curl) are not
+/// browser form posts and pass.
+async fn same_origin_writes(
+    State(state): State<AppState>,
+    request: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+
+    let method = request.method();
+    if method == Method::GET || method == Method::HEAD || method == Method::OPTIONS {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .is_some_and(|value| value != "same-origin" && value != "none");
+    let foreign_origin = headers.get(header::ORIGIN).is_some_and(|origin| {
+        origin.to_str().map_or(true, |origin| {
+            origin != state.config.public_url().origin().ascii_serialization()
+        })
+    });
+    if cross_site || foreign_origin {
+        let route = request.uri().path().to_owned();
+        tracing::warn!(route, "refused a state-changing request sent from another site");
+        return (
+            StatusCode::FORBIDDEN,
+            "This request came from another site and was refused. Please use ohkit's own pages.",
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// The process is up.

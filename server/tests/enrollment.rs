@@ -255,7 +255,81 @@ async fn a_replayed_code_does_not_sign_anyone_in() {
     let callback = consent.location.expect("callback");
     let first = other.get(&callback).await;
     assert_eq!(first.location.as_deref(), Some("/dashboard"));
-    let again = other.get(&callback).await;
+    let sandbox = ohkit.state.sandbox.as_ref().expect("embedded sandbox");
+    let exchanged = sandbox.token_stats().codes_exchanged;
+    // The member reloads the callback: back to their dashboard, the spent code is not sent again.
+    let reload = other.get(&callback).await;
+    assert_eq!(reload.location.as_deref(), Some("/dashboard"));
+    assert_eq!(sandbox.token_stats().codes_exchanged, exchanged);
+    // Anyone else replaying it is refused with a page, and nothing is exchanged either.
+    let stranger = Browser::new();
+    let again = stranger.get(&callback).await;
     assert_eq!(again.status, 200, "a replay is refused with a page, not a redirect");
     assert!(again.body.contains("does not match your browser session"));
+    assert_eq!(sandbox.token_stats().codes_exchanged, exchanged);
+    let dashboard = stranger.get(&format!("{}/dashboard", ohkit.base)).await;
+    assert!(dashboard.body.contains("You are not signed in"), "{}", dashboard.body);
+}
+
+#[tokio::test]
+async fn deleting_my_data_removes_me_even_when_my_token_is_refused() {
+    let ohkit = LiveOhkit::start().await;
+    let browser = Browser::new();
+    let id = member_id(&enroll(&ohkit, &browser, "alice").await.body);
+    let token = ohkit.state.tokens.access_token(&id).await.expect("token");
+    // As after a refresh whose answer was lost: ohkit can no longer use the member's tokens.
+    sqlx::query("UPDATE members SET needs_reauth = 1 WHERE project_member_id = $1")
+        .bind(&id)
+        .execute(ohkit.state.db.pool())
+        .await
+        .expect("mark");
+
+    let reply = browser.post(&format!("{}/api/delete-my-data", ohkit.base), &[]).await;
+    assert_eq!(reply.location.as_deref(), Some("/?left=1"), "{}", reply.body);
+    assert!(server::members::find(&ohkit.state.db, &id).await.expect("query").is_none());
+    // The master token removed the member on Open Humans too, which revoked their tokens.
+    let after = ohkit.state.oh_client.exchange_member(&token).await;
+    assert!(matches!(after, Err(server::openhumans::OhError::InvalidToken)), "{after:?}");
+}
+
+#[tokio::test]
+async fn a_post_from_another_site_is_refused() {
+    let ohkit = LiveOhkit::start().await;
+    let browser = Browser::new();
+    enroll(&ohkit, &browser, "bob").await;
+    let logout = format!("{}/api/logout", ohkit.base);
+    let forged = browser
+        .client
+        .post(&logout)
+        .header("origin", "https://elsewhere.example")
+        .form(&Vec::<(String, String)>::new())
+        .send()
+        .await
+        .expect("POST answers");
+    assert_eq!(forged.status(), 403);
+    let sibling = browser
+        .client
+        .post(&logout)
+        .header("sec-fetch-site", "same-site")
+        .form(&Vec::<(String, String)>::new())
+        .send()
+        .await
+        .expect("POST answers");
+    assert_eq!(sibling.status(), 403);
+    let still = browser.get(&format!("{}/dashboard", ohkit.base)).await;
+    assert!(still.body.contains("Your membership"), "the member is still signed in");
+
+    let own = browser
+        .client
+        .post(&logout)
+        .header("origin", ohkit.base.trim_end_matches('/'))
+        .header("sec-fetch-site", "same-origin")
+        .header("accept", "text/html")
+        .form(&Vec::<(String, String)>::new())
+        .send()
+        .await
+        .expect("POST answers");
+    assert!(own.status().is_redirection(), "{}", own.status());
+    let after = browser.get(&format!("{}/dashboard", ohkit.base)).await;
+    assert!(after.body.contains("You are not signed in"), "{}", after.body);
 }
