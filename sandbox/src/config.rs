@@ -39,7 +39,8 @@ pub struct SandboxConfig {
     pub access_token_lifetime: Duration,
     /// Enforce the 20-member cap of unapproved projects on the consent page.
     pub enforce_member_cap: bool,
-    /// Whether the seeded project is approved.
+    /// Mark the seeded project approved on every open. `false` leaves the stored approval
+    /// as it is (not approved when first seeded, or whatever the switches page saved).
     pub approved: bool,
     /// Probability in `[0, 1]` of answering 500 or 503 on API and token calls.
     pub fault_error_rate: f64,
@@ -97,7 +98,8 @@ pub struct SandboxArgs {
     /// projects).
     #[arg(long, env = "OHKIT_SANDBOX_MEMBER_CAP")]
     pub member_cap: bool,
-    /// Mark the seeded project approved (removes the "in development" note).
+    /// Mark the seeded project approved (removes the "in development" note). Without the flag
+    /// the stored approval is kept, so an approval saved on the switches page survives a restart.
     #[arg(long, env = "OHKIT_SANDBOX_APPROVED")]
     pub approved: bool,
     /// Probability in [0, 1] that an API or token call answers 500 or 503.

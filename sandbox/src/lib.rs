@@ -7,6 +7,7 @@ mod api;
 mod config;
 mod files;
 mod html;
+mod middleware;
 mod model;
 mod oauth;
 mod pages;
@@ -22,7 +23,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::http::{Method, Uri};
+use axum::routing::{MethodRouter, get, post, put};
 use parking_lot::{Mutex, RwLock};
 use time::OffsetDateTime;
 
@@ -127,6 +129,23 @@ pub struct TokenStats {
     pub refreshes: u64,
 }
 
+/// A router under construction that remembers its route patterns, so that the fallback can
+/// tell which paths would match with a trailing slash appended.
+#[derive(Default)]
+struct Routes {
+    router: Router<Sandbox>,
+    paths: Vec<&'static str>,
+}
+
+impl Routes {
+    /// Adds a route and records its pattern.
+    fn route(mut self, path: &'static str, method_router: MethodRouter<Sandbox>) -> Self {
+        self.router = self.router.route(path, method_router);
+        self.paths.push(path);
+        self
+    }
+}
+
 /// The running emulator: cheap to clone, all clones share one state.
 #[derive(Debug, Clone)]
 pub struct Sandbox {
@@ -175,9 +194,10 @@ impl Sandbox {
         Ok(Sandbox { inner: Arc::new(shared) })
     }
 
-    /// Every route at the platform's own paths, relative to the base URL's path.
+    /// Every route at the platform's own paths, relative to the base URL's path, with the
+    /// platform's CORS headers on `/api/` and its `APPEND_SLASH` redirect as the fallback.
     pub fn router(&self) -> Router {
-        let faulty = Router::new()
+        let faulty = Routes::default()
             .route("/oauth2/token/", post(oauth::token))
             .route("/api/direct-sharing/project/", get(api::project_info))
             .route("/api/direct-sharing/project/exchange-member/", get(api::exchange_member))
@@ -190,10 +210,11 @@ impl Sandbox {
                 "/api/direct-sharing/project/files/upload/complete/",
                 post(files::upload_complete),
             )
-            .route("/api/direct-sharing/project/files/delete/", post(files::delete))
+            .route("/api/direct-sharing/project/files/delete/", post(files::delete));
+        let Routes { router: faulty_router, mut paths } = faulty;
+        let faulty_router = faulty_router
             .layer(axum::middleware::from_fn_with_state(self.clone(), api::fault_layer));
-        Router::new()
-            .merge(faulty)
+        let Routes { router, paths: plain_paths } = Routes::default()
             .route("/", get(pages::index))
             .route(
                 "/direct-sharing/projects/oauth2/authorize/",
@@ -229,7 +250,19 @@ impl Sandbox {
             )
             .route("/sandbox/webhooks/", get(pages::webhook_log))
             .route("/sandbox/switches/", get(pages::switches_page).post(pages::switches_submit))
-            .route("/sandbox/stats/", get(pages::stats))
+            .route("/sandbox/stats/", get(pages::stats));
+        paths.extend(plain_paths);
+        let routes: Arc<[&'static str]> = paths.into();
+        let sandbox = self.clone();
+        let fallback = move |method: Method, uri: Uri| {
+            let (sandbox, routes) = (sandbox.clone(), routes.clone());
+            async move { middleware::append_slash(&sandbox, &routes, &method, &uri) }
+        };
+        Router::new()
+            .merge(faulty_router)
+            .merge(router)
+            .fallback(fallback)
+            .layer(axum::middleware::from_fn(middleware::cors))
             .layer(DefaultBodyLimit::max(1 << 30))
             .with_state(self.clone())
     }

@@ -321,17 +321,10 @@ pub(crate) async fn authorize_get(
         }
         Err(AuthzError::Redirect(to)) => return redirect(&to),
     };
-    let switches = sb.inner.switches.read().clone();
-    let mut db = sb.inner.state.lock();
-    if switches.enforce_member_cap && !project.approved && db.authorized_members(project.id) > 20 {
-        let note = format!(
-            "Sorry, \"{}\" has not been approved and has exceeded the 20 member limit for unapproved projects.",
-            project.name
-        );
-        drop(db);
-        let cookie = with_session(&sb, &headers, |s| s.flash.push(note));
-        return with_cookie(redirect(&sb.link("/member/me/data/")), cookie);
+    if let Some(response) = member_cap_redirect(&sb, &headers, &project) {
+        return response;
     }
+    let mut db = sb.inner.state.lock();
     let prompt = p.get("approval_prompt").map(String::as_str).unwrap_or("auto");
     if prompt == "auto" {
         let now = sb.now();
@@ -361,6 +354,24 @@ pub(crate) async fn authorize_get(
     drop(db);
     let page = consent_page(&sb, &project, &user, &member, &sources, &req, &here, &visit.flash);
     respond(StatusCode::OK, page)
+}
+
+/// The 20-member cap of unapproved projects, when the switch is on: the platform checks it in
+/// the consent view's `dispatch`, so for GET and POST alike, and sends the member to their data
+/// page with a message. `None` when the consent request may go on.
+fn member_cap_redirect(sb: &Sandbox, headers: &HeaderMap, project: &Project) -> Option<Response> {
+    if !sb.inner.switches.read().enforce_member_cap || project.approved {
+        return None;
+    }
+    if sb.inner.state.lock().authorized_members(project.id) <= 20 {
+        return None;
+    }
+    let note = format!(
+        "Sorry, \"{}\" has not been approved and has exceeded the 20 member limit for unapproved projects.",
+        project.name
+    );
+    let cookie = with_session(sb, headers, |s| s.flash.push(note));
+    Some(with_cookie(redirect(&sb.link("/member/me/data/")), cookie))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -513,6 +524,9 @@ pub(crate) async fn authorize_post(
         }
         Err(AuthzError::Redirect(to)) => return redirect(&to),
     };
+    if let Some(response) = member_cap_redirect(&sb, &headers, &project) {
+        return response;
+    }
     if !p.contains_key("allow") {
         return redirect(&error_redirect(
             &req.redirect_uri,

@@ -135,7 +135,9 @@ fn apply_overrides(store: &Store, state: &mut State, config: &SandboxConfig) {
             oauth.client_secret.clone_from(v);
         }
     }
-    project.approved = config.approved;
+    if config.approved {
+        project.approved = true;
+    }
     let now = OffsetDateTime::now_utc();
     if project.master_token_expires <= now {
         project.master_access_token = crate::util::random_token(64);

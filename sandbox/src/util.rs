@@ -192,15 +192,28 @@ impl Fields {
         }
     }
 
-    /// Replaces a field's value (the platform does this for user-token requests).
+    /// Replaces a field's values (the platform does this for user-token requests). Whatever
+    /// the body kind, one value reads back as that text through [`Fields::scalar`],
+    /// [`Fields::text`] and [`Fields::boolean`], and every value through [`Fields::list`]; no
+    /// value removes the field.
     pub(crate) fn set(&mut self, name: &str, values: &[String]) {
         if let Some(map) = &mut self.json {
-            map.insert(
-                name.to_owned(),
-                serde_json::Value::Array(
-                    values.iter().map(|v| serde_json::Value::String(v.clone())).collect(),
-                ),
-            );
+            match values {
+                [] => {
+                    map.remove(name);
+                }
+                [one] => {
+                    map.insert(name.to_owned(), serde_json::Value::String(one.clone()));
+                }
+                many => {
+                    map.insert(
+                        name.to_owned(),
+                        serde_json::Value::Array(
+                            many.iter().map(|v| serde_json::Value::String(v.clone())).collect(),
+                        ),
+                    );
+                }
+            }
             return;
         }
         self.pairs.retain(|(k, _)| k != name);
@@ -382,6 +395,29 @@ mod tests {
     fn python_json_uses_spaced_separators_and_ascii() {
         assert_eq!(py_json_object(&[("error", "invalid_grant")]), r#"{"error": "invalid_grant"}"#);
         assert_eq!(py_json_str("a\"é"), r#""a\"\u00e9""#);
+    }
+
+    #[test]
+    fn set_reads_back_for_every_body_kind() {
+        let json = Fields {
+            json: Some(serde_json::Map::from_iter([(
+                "all_members".to_owned(),
+                serde_json::Value::Bool(true),
+            )])),
+            ..Fields::default()
+        };
+        for mut fields in [Fields::from_urlencoded(b"all_members=true"), json] {
+            fields.set("all_members", &["False".to_owned()]);
+            fields.set("project_member_id", &["01234567".to_owned()]);
+            assert_eq!(fields.scalar("all_members"), Scalar::Text("False".to_owned()));
+            assert!(!fields.boolean("all_members"));
+            assert_eq!(fields.text("project_member_id").as_deref(), Some("01234567"));
+            assert_eq!(fields.list("project_member_id"), ["01234567"]);
+            fields.set("ids", &["1".to_owned(), "2".to_owned()]);
+            assert_eq!(fields.list("ids"), ["1", "2"]);
+            fields.set("ids", &[]);
+            assert_eq!(fields.scalar("ids"), Scalar::Missing);
+        }
     }
 
     #[test]

@@ -409,3 +409,26 @@ async fn dropped_refresh_response_still_rotates() {
     let again = env.token(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
     assert_eq!(again.body, r#"{"error": "invalid_grant"}"#);
 }
+
+#[tokio::test]
+async fn user_token_with_a_json_body_messages_its_own_member() {
+    let env = env().await;
+    let (access, _) = env.enroll("alice").await;
+    let (_bob, _) = env.enroll("bob").await;
+    let path = "/api/direct-sharing/project/message/";
+    let body = serde_json::json!({"message": "JSON for me", "all_members": true});
+    let own = env.api_post_json(path, &access, &body).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.body);
+    assert_eq!(own.body, r#""success""#);
+    let cookie = env.login("alice").await;
+    let inbox = env.get("/member/me/messages/", Some(&cookie)).await;
+    assert!(inbox.body.contains("JSON for me"));
+    let bob_cookie = env.login("bob").await;
+    let bob_inbox = env.get("/member/me/messages/", Some(&bob_cookie)).await;
+    assert!(!bob_inbox.body.contains("JSON for me"));
+
+    let remove = "/api/direct-sharing/project/remove-members/";
+    let removed = env.api_post_json(remove, &access, &serde_json::json!({})).await;
+    assert_eq!(removed.body, r#""success""#);
+    assert_eq!(env.api_get(EXCHANGE, &access).await.body, r#"{"detail":"Invalid token."}"#);
+}

@@ -420,3 +420,88 @@ async fn sandbox_persists_across_restarts() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn user_token_with_json_bodies_reaches_the_file_endpoints() {
+    let env = env().await;
+    let (access, _) = env.enroll("carmen").await;
+    let base = "/api/direct-sharing/project/files";
+    let simple = env
+        .api_post_json(&format!("{base}/upload/"), &access, &serde_json::json!({"metadata": META}))
+        .await;
+    assert_eq!(simple.status, StatusCode::BAD_REQUEST);
+    assert_eq!(simple.body, r#"{"data_file":["This field is required."]}"#);
+
+    let start = env
+        .api_post_json(
+            &format!("{base}/upload/direct/"),
+            &access,
+            &serde_json::json!({"filename": "json.csv", "metadata": META}),
+        )
+        .await;
+    assert_eq!(start.status, StatusCode::CREATED, "{}", start.body);
+    let json = start.json();
+    let id = json["id"].as_i64().expect("id");
+    let url = json["url"].as_str().expect("url");
+    let put_path = url.strip_prefix("http://sandbox.test/oh").expect("on base").to_owned();
+    let put = env.send(Request::put(&put_path).body(Body::from("a,b\n")).expect("request")).await;
+    assert_eq!(put.status, StatusCode::OK);
+
+    let done = env
+        .api_post_json(
+            &format!("{base}/upload/complete/"),
+            &access,
+            &serde_json::json!({"file_id": id}),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert_eq!(done.body, r#"{"status":"ok","size":4}"#);
+
+    let deleted = env
+        .api_post_json(&format!("{base}/delete/"), &access, &serde_json::json!({"file_id": id}))
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    assert_eq!(deleted.body, format!("{{\"ids\":[{id}]}}"));
+}
+
+/// The seeded project's `approved` flag as the project-info endpoint reports it.
+async fn approved(env: &common::Env) -> serde_json::Value {
+    env.api_get("/api/direct-sharing/project/", &env.master()).await.json()["approved"].clone()
+}
+
+#[tokio::test]
+async fn approval_saved_on_the_switches_page_survives_a_restart() {
+    let dir = std::env::temp_dir().join(format!("ohsandbox-approval-{}", std::process::id()));
+    let path = dir.join("sandbox.sqlite3");
+    let _ = std::fs::remove_dir_all(&dir);
+    let make = |approved: bool| {
+        let path = path.clone();
+        common::env_with(move |c| {
+            c.database = Some(path);
+            c.approved = approved;
+        })
+    };
+    let first = make(false).await;
+    assert_eq!(approved(&first).await, false);
+    let saved = first
+        .post_form(
+            "/sandbox/switches/",
+            None,
+            &[("approved", "on"), ("legacy_webhook_retry", "on")],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::FOUND);
+    assert_eq!(approved(&first).await, true);
+    first.sandbox.flush().await;
+    drop(first);
+
+    let second = make(false).await;
+    assert_eq!(approved(&second).await, true);
+    second.sandbox.set_approved(false);
+    second.sandbox.flush().await;
+    drop(second);
+
+    let third = make(true).await;
+    assert_eq!(approved(&third).await, true);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -446,3 +446,65 @@ async fn auto_approval_skips_the_page_without_refreshing_the_snapshot() {
     let forced = env.get(&env.authorize_path("&approval_prompt=force"), Some(&cookie)).await;
     assert_eq!(forced.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn empty_refresh_token_is_looked_up_like_any_other() {
+    // oauthlib 3.2.2 raises "Missing refresh token parameter." only when the parameter is
+    // absent (`request.refresh_token is None`); DOT's body keeps blank values, so an empty one
+    // is authenticated and looked up, and no refresh token is empty.
+    let env = env().await;
+    let empty = env.token(&[("grant_type", "refresh_token"), ("refresh_token", "")]).await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    assert_eq!(empty.body, r#"{"error": "invalid_grant"}"#);
+    let no_auth = env
+        .post_form(
+            "/oauth2/token/",
+            None,
+            &[("grant_type", "refresh_token"), ("refresh_token", "")],
+        )
+        .await;
+    assert_eq!(no_auth.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(no_auth.body, r#"{"error": "invalid_client"}"#);
+}
+
+#[tokio::test]
+async fn member_cap_also_refuses_the_consent_post() {
+    let env = env().await;
+    for user in ["alice", "bob", "carmen", "dmitri", "esi"] {
+        env.enroll(user).await;
+    }
+    for i in 0..16 {
+        let name = format!("tester{i}");
+        let reply = env
+            .post_form("/account/signup/", None, &[("new_username", &name), ("new_name", &name)])
+            .await;
+        assert_eq!(reply.status, StatusCode::FOUND, "{}", reply.body);
+        env.enroll(&name).await;
+    }
+    let reply = env
+        .post_form("/account/signup/", None, &[("new_username", "late"), ("new_name", "Late")])
+        .await;
+    assert_eq!(reply.status, StatusCode::FOUND);
+    let cookie = env.login("late").await;
+    let path = env.authorize_path("");
+    let page = env.get(&path, Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let mut pairs = common::hidden_fields(&page.body);
+    pairs.push(("allow".into(), "Authorize project".into()));
+    let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+
+    // 21 authorized members: the page opened before the cap was switched on cannot be submitted.
+    env.sandbox.set_enforce_member_cap(true);
+    let refused = env.post_form(&path, Some(&cookie), &refs).await;
+    assert_eq!(refused.status, StatusCode::FOUND);
+    assert_eq!(refused.location(), "/oh/member/me/data/");
+    let data = env.get("/member/me/data/", Some(&cookie)).await;
+    assert!(data.body.contains("has exceeded the 20 member limit for unapproved projects."));
+    let viewed = env.get(&path, Some(&cookie)).await;
+    assert_eq!(viewed.location(), "/oh/member/me/data/");
+
+    env.sandbox.set_approved(true);
+    let allowed = env.post_form(&path, Some(&cookie), &refs).await;
+    assert_eq!(allowed.status, StatusCode::FOUND);
+    assert!(allowed.location().starts_with(REDIRECT), "{}", allowed.location());
+}

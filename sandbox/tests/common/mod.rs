@@ -166,6 +166,17 @@ impl Env {
     pub async fn api_post(&self, path: &str, token: &str, pairs: &[(&str, &str)]) -> Reply {
         self.post_form(&format!("{path}?access_token={token}"), None, pairs).await
     }
+
+    /// POSTs a JSON body to an API path, with the token in the query string.
+    pub async fn api_post_json(&self, path: &str, token: &str, body: &serde_json::Value) -> Reply {
+        self.send(
+            Request::post(format!("{path}?access_token={token}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .expect("request"),
+        )
+        .await
+    }
 }
 
 /// The hidden inputs of the consent form.
