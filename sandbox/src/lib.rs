@@ -326,6 +326,15 @@ impl Sandbox {
         }
     }
 
+    /// Opens or closes the seeded project to members (the project settings' "active" box).
+    pub fn set_active(&self, active: bool) {
+        let mut state = self.inner.state.lock();
+        if let Some(project) = state.projects.get_mut(&self.inner.project_id) {
+            project.active = active;
+            self.inner.store.put(project);
+        }
+    }
+
     /// Moves the sandbox's clock forward (for expiry tests); it never moves back.
     pub fn advance_clock(&self, by: Duration) {
         let micros = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);

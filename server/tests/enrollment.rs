@@ -333,3 +333,19 @@ async fn a_post_from_another_site_is_refused() {
     let after = browser.get(&format!("{}/dashboard", ohkit.base)).await;
     assert!(after.body.contains("You are not signed in"), "{}", after.body);
 }
+
+#[tokio::test]
+async fn a_closed_project_is_explained_before_open_humans() {
+    let ohkit = LiveOhkit::start().await;
+    ohkit.state.sandbox.as_ref().expect("embedded sandbox").set_active(false);
+    let browser = Browser::new();
+    let join = browser.get(&format!("{}/join", ohkit.base)).await;
+    assert_eq!(join.location.as_deref(), Some("/"), "back to the signup page, not to Open Humans");
+    let signup = browser.get(&format!("{}/", ohkit.base)).await;
+    assert!(
+        signup.body.contains("This project is not accepting new members at the moment."),
+        "{}",
+        signup.body
+    );
+    assert!(!signup.body.contains("Join with Open Humans"));
+}
