@@ -80,9 +80,10 @@ pub async fn logout() -> Result<(), AppError> {
 }
 
 /// Checks a returned file's description and tags before it is sent, in the browser and again on
-/// the server. The platform requires a string description and a list of tags; ohkit also keeps
-/// descriptions to the 100 characters Open Humans' documentation asks for and tags short and
-/// without commas (the form separates them with commas).
+/// the server. The platform only requires a string description and a list of tags; ohkit is
+/// stricter on purpose, so that returned files stay findable: it asks for a description of at
+/// most the 100 characters Open Humans' documentation recommends, and for one to twenty tags of
+/// at most 40 characters, without commas (the form separates tags with commas).
 ///
 /// # Errors
 ///
@@ -112,6 +113,24 @@ pub fn validate_file_metadata(description: &str, tags: &[String]) -> Result<(), 
 /// Splits the comma-separated tags field of the upload form.
 pub fn parse_tags(field: &str) -> Vec<String> {
     field.split(',').map(str::trim).filter(|tag| !tag.is_empty()).map(str::to_owned).collect()
+}
+
+/// The largest file ohkit returns to a member's account (512 MiB).
+pub const MAX_UPLOAD_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Checks a file's size for upload, before any byte is sent.
+///
+/// # Errors
+///
+/// A message saying what to change.
+pub fn validate_file_size(bytes: u64) -> Result<(), String> {
+    if bytes == 0 {
+        return Err("The file is empty.".into());
+    }
+    if bytes > MAX_UPLOAD_BYTES {
+        return Err("The file is larger than 512 MiB.".into());
+    }
+    Ok(())
 }
 
 /// Checks a file name for upload.
@@ -145,5 +164,9 @@ mod tests {
         assert!(validate_file_name("report.csv").is_ok());
         assert!(validate_file_name("../etc/passwd").is_err());
         assert!(validate_file_name("").is_err());
+        assert!(validate_file_size(0).is_err());
+        assert!(validate_file_size(1).is_ok());
+        assert!(validate_file_size(MAX_UPLOAD_BYTES).is_ok());
+        assert!(validate_file_size(MAX_UPLOAD_BYTES + 1).is_err());
     }
 }

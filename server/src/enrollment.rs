@@ -100,6 +100,8 @@ pub async fn complete(
             tracing::info!("a member cancelled on the consent page");
             return Err(AppError::AccessDenied);
         }
+        // The value comes from the query string: keep the log line short whatever it holds.
+        let error: String = error.chars().take(64).collect();
         tracing::warn!(error = %error, "Open Humans returned an authorization error");
         return Err(AppError::Upstream);
     }

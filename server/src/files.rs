@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 use tower_sessions::Session;
 
 use app::error::AppError;
-use app::member::{parse_tags, validate_file_metadata, validate_file_name};
+use app::member::{parse_tags, validate_file_metadata, validate_file_name, validate_file_size};
 
 use crate::AppState;
 use crate::backend::{api_error, with_member_token};
@@ -25,8 +25,8 @@ use crate::openhumans::FileMetadata;
 /// Files above this size go through the direct (presigned) upload.
 pub const DIRECT_UPLOAD_THRESHOLD: u64 = 8 * 1024 * 1024;
 
-/// Largest file ohkit accepts from a browser.
-pub const MAX_UPLOAD_BYTES: u64 = 512 * 1024 * 1024;
+/// Largest file ohkit accepts from a browser (the same limit the browser checks first).
+pub use app::member::MAX_UPLOAD_BYTES;
 
 async fn member_id(session: &Session) -> Option<String> {
     session.get::<String>(MEMBER_KEY).await.ok().flatten()
@@ -181,10 +181,8 @@ async fn read_form(mut multipart: Multipart) -> Result<UploadForm, AppError> {
     let name = name.unwrap_or_default();
     let tags = parse_tags(&tags);
     validate_file_name(&name).map_err(AppError::Invalid)?;
+    validate_file_size(size).map_err(AppError::Invalid)?;
     validate_file_metadata(&description, &tags).map_err(AppError::Invalid)?;
-    if size == 0 {
-        return Err(invalid("The file is empty."));
-    }
     Ok(UploadForm { name, description: description.trim().to_owned(), tags, size, spool })
 }
 

@@ -47,13 +47,6 @@ const MAX_PAGES: usize = 1_000;
 /// Longest error body kept in [`OhError::Rejected`].
 const MAX_ERROR_BODY: usize = 2_000;
 
-/// Longest description ohkit accepts (the platform's documentation asks for 100 at most).
-pub const MAX_DESCRIPTION_CHARS: usize = 100;
-/// Most tags ohkit accepts on one file.
-pub const MAX_TAGS: usize = 20;
-/// Longest tag ohkit accepts.
-pub const MAX_TAG_CHARS: usize = 64;
-
 /// A failed call to Open Humans. Never carries a token, code or secret.
 #[derive(Debug, thiserror::Error)]
 pub enum OhError {
@@ -289,36 +282,6 @@ pub struct DirectUpload {
     pub id: i64,
     /// The presigned PUT URL (a credential for a few hours: do not log it).
     pub url: String,
-}
-
-/// ohkit's rules for file metadata: the platform's (§4.9 of the API notes) plus limits it only
-/// recommends or does not state. Returns a message fit for the member when one is broken.
-///
-/// # Errors
-///
-/// A sentence naming the first rule broken.
-pub fn validate_metadata(description: &str, tags: &[String]) -> Result<(), String> {
-    let length = description.chars().count();
-    if length > MAX_DESCRIPTION_CHARS {
-        return Err(format!(
-            "The description has {length} characters; keep it to {MAX_DESCRIPTION_CHARS}."
-        ));
-    }
-    if tags.len() > MAX_TAGS {
-        return Err(format!("There are {} tags; use at most {MAX_TAGS}.", tags.len()));
-    }
-    for tag in tags {
-        if tag.trim().is_empty() {
-            return Err("Tags cannot be empty.".to_owned());
-        }
-        if tag.contains(',') {
-            return Err(format!("The tag \"{tag}\" contains a comma; split it into two tags."));
-        }
-        if tag.chars().count() > MAX_TAG_CHARS {
-            return Err(format!("A tag is longer than {MAX_TAG_CHARS} characters."));
-        }
-    }
-    Ok(())
 }
 
 type OauthClient =
@@ -918,21 +881,6 @@ mod tests {
         assert!(!state_matches("abc", "abd"));
         assert!(!state_matches("abc", "ab"));
         assert!(!state_matches("", ""));
-    }
-
-    #[test]
-    fn metadata_rules() {
-        let tags = |t: &[&str]| t.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        assert!(validate_metadata("Diet survey", &tags(&["survey", "json"])).is_ok());
-        assert!(validate_metadata("Diet survey", &[]).is_ok());
-        assert!(validate_metadata("", &[]).is_ok());
-        assert!(validate_metadata(&"x".repeat(100), &[]).is_ok());
-        assert!(validate_metadata(&"x".repeat(101), &[]).is_err());
-        assert!(validate_metadata("ok", &tags(&["a,b"])).is_err());
-        assert!(validate_metadata("ok", &tags(&[""])).is_err());
-        let many: Vec<String> = (0..21).map(|i| format!("t{i}")).collect();
-        assert!(validate_metadata("ok", &many).is_err());
-        assert!(validate_metadata("ok", &many[..20]).is_ok());
     }
 
     #[test]

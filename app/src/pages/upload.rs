@@ -72,7 +72,9 @@ fn submit(
     use wasm_bindgen::JsCast;
     use wasm_bindgen::closure::Closure;
 
-    use crate::member::{parse_tags, validate_file_metadata, validate_file_name};
+    use crate::member::{
+        parse_tags, validate_file_metadata, validate_file_name, validate_file_size,
+    };
 
     let Some(form) = event.target().and_then(|t| t.dyn_into::<web_sys::HtmlFormElement>().ok())
     else {
@@ -86,8 +88,11 @@ fn submit(
     let description = data.get("description").as_string().unwrap_or_default();
     let tags = parse_tags(&data.get("tags").as_string().unwrap_or_default());
     let name = file.as_ref().map(web_sys::File::name).unwrap_or_default();
-    if let Err(message) =
-        validate_file_name(&name).and_then(|()| validate_file_metadata(&description, &tags))
+    // `File::size` is a double in JavaScript; file sizes are whole numbers well inside its range.
+    let size = file.as_ref().map_or(0, |file| file.size() as u64);
+    if let Err(message) = validate_file_name(&name)
+        .and_then(|()| validate_file_size(size))
+        .and_then(|()| validate_file_metadata(&description, &tags))
     {
         status.set(Status::Failed(message));
         return;
