@@ -206,10 +206,8 @@ fn token_error(err: TokenError) -> AppError {
     match err {
         TokenError::NeedsReauthorization => AppError::NeedsReauthorization,
         TokenError::UnknownMember => AppError::NotSignedIn,
-        TokenError::Upstream(err) => {
-            tracing::warn!(error = %err, "token refresh failed");
-            AppError::Upstream
-        }
+        // The token manager has logged the refresh failure where it happened.
+        TokenError::Upstream(_) => AppError::Upstream,
         other => {
             tracing::error!(error = %other, "token storage failed");
             AppError::Internal

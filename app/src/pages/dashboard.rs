@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 use super::ErrorCard;
-use super::upload::UploadForm;
+use super::upload::{UploadForm, UploadStatus};
 use crate::error::AppError;
 use crate::member::{Dashboard, FileView, SourceFiles, load_dashboard};
 
@@ -12,6 +12,7 @@ use crate::member::{Dashboard, FileView, SourceFiles, load_dashboard};
 pub fn DashboardPage() -> impl IntoView {
     let delete_file = ServerAction::<crate::member::DeleteReturnedFile>::new();
     let (uploads, set_uploads) = signal(0_u32);
+    let upload_status = RwSignal::new(UploadStatus::Idle);
     let dashboard = Resource::new_blocking(
         move || (delete_file.version().get(), uploads.get()),
         |_| load_dashboard(),
@@ -22,7 +23,7 @@ pub fn DashboardPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match dashboard.await {
                     Ok(data) => view! {
-                        <DashboardView data delete_file on_uploaded=move || set_uploads.update(|n| *n += 1) />
+                        <DashboardView data delete_file upload_status on_uploaded=move || set_uploads.update(|n| *n += 1) />
                     }.into_any(),
                     Err(AppError::NotSignedIn) => view! { <SignedOut /> }.into_any(),
                     Err(error) => view! { <ErrorCard error /> }.into_any(),
@@ -47,6 +48,7 @@ fn SignedOut() -> impl IntoView {
 fn DashboardView(
     data: Dashboard,
     delete_file: ServerAction<crate::member::DeleteReturnedFile>,
+    upload_status: RwSignal<UploadStatus>,
     on_uploaded: impl Fn() + Clone + Send + Sync + 'static,
 ) -> impl IntoView {
     let Dashboard {
@@ -80,7 +82,7 @@ fn DashboardView(
             <ReturnedFiles returned delete_file />
             <section class="card">
                 <h2>"Return a file to your account"</h2>
-                <UploadForm on_uploaded />
+                <UploadForm status=upload_status on_uploaded />
             </section>
         })}
         <LeaveSection connections_url />

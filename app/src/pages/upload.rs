@@ -7,9 +7,11 @@
 use leptos::prelude::*;
 
 /// What the form is doing. Only the browser moves past `Idle`: the server renders the form at rest.
+/// The page owns it, so that the outcome stays on screen when the page reloads its data after an
+/// upload and renders the form anew.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-enum Status {
+pub enum UploadStatus {
     Idle,
     Sending(f64),
     Done(String),
@@ -18,8 +20,10 @@ enum Status {
 
 /// The upload form; `on_uploaded` runs after a successful upload so the page can reload its data.
 #[component]
-pub fn UploadForm(on_uploaded: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoView {
-    let status = RwSignal::new(Status::Idle);
+pub fn UploadForm(
+    status: RwSignal<UploadStatus>,
+    on_uploaded: impl Fn() + Clone + Send + Sync + 'static,
+) -> impl IntoView {
     let on_submit = move |event: leptos::ev::SubmitEvent| {
         event.prevent_default();
         submit(&event, status, on_uploaded.clone());
@@ -39,17 +43,17 @@ pub fn UploadForm(on_uploaded: impl Fn() + Clone + Send + Sync + 'static) -> imp
             <input id="upload-description" type="text" name="description" maxlength="100" required />
             <label for="upload-tags">"Tags, separated by commas"</label>
             <input id="upload-tags" type="text" name="tags" required />
-            <button type="submit" disabled=move || matches!(status.get(), Status::Sending(_))>
+            <button type="submit" disabled=move || matches!(status.get(), UploadStatus::Sending(_))>
                 "Upload"
             </button>
             {move || match status.get() {
-                Status::Idle => ().into_any(),
-                Status::Sending(fraction) => view! {
+                UploadStatus::Idle => ().into_any(),
+                UploadStatus::Sending(fraction) => view! {
                     <progress aria-label="Upload progress" max="100" value=format!("{:.0}", fraction * 100.0) />
                     <p role="status">{format!("Uploading… {:.0}%", fraction * 100.0)}</p>
                 }.into_any(),
-                Status::Done(text) => view! { <p role="status" class="ok">{text}</p> }.into_any(),
-                Status::Failed(text) => view! { <p role="alert" class="error">{text}</p> }.into_any(),
+                UploadStatus::Done(text) => view! { <p role="status" class="ok">{text}</p> }.into_any(),
+                UploadStatus::Failed(text) => view! { <p role="alert" class="error">{text}</p> }.into_any(),
             }}
         </form>
     }
@@ -58,7 +62,7 @@ pub fn UploadForm(on_uploaded: impl Fn() + Clone + Send + Sync + 'static) -> imp
 #[cfg(not(feature = "hydrate"))]
 fn submit(
     _event: &leptos::ev::SubmitEvent,
-    _status: RwSignal<Status>,
+    _status: RwSignal<UploadStatus>,
     _on_uploaded: impl Fn() + Clone + Send + Sync + 'static,
 ) {
 }
@@ -66,7 +70,7 @@ fn submit(
 #[cfg(feature = "hydrate")]
 fn submit(
     event: &leptos::ev::SubmitEvent,
-    status: RwSignal<Status>,
+    status: RwSignal<UploadStatus>,
     on_uploaded: impl Fn() + Clone + Send + Sync + 'static,
 ) {
     use wasm_bindgen::JsCast;
@@ -81,7 +85,7 @@ fn submit(
         return;
     };
     let Ok(data) = web_sys::FormData::new_with_form(&form) else {
-        status.set(Status::Failed("The form could not be read.".into()));
+        status.set(UploadStatus::Failed("The form could not be read.".into()));
         return;
     };
     let file = data.get("file").dyn_into::<web_sys::File>().ok();
@@ -94,26 +98,26 @@ fn submit(
         .and_then(|()| validate_file_size(size))
         .and_then(|()| validate_file_metadata(&description, &tags))
     {
-        status.set(Status::Failed(message));
+        status.set(UploadStatus::Failed(message));
         return;
     }
 
     let Ok(request) = web_sys::XmlHttpRequest::new() else {
-        status.set(Status::Failed("This browser cannot upload files here.".into()));
+        status.set(UploadStatus::Failed("This browser cannot upload files here.".into()));
         return;
     };
     if request.open("POST", "/files/upload").is_err()
         || request.set_request_header("X-Requested-With", "ohkit").is_err()
     {
-        status.set(Status::Failed("The upload could not start.".into()));
+        status.set(UploadStatus::Failed("The upload could not start.".into()));
         return;
     }
-    status.set(Status::Sending(0.0));
+    status.set(UploadStatus::Sending(0.0));
 
     let on_progress =
         Closure::<dyn FnMut(web_sys::ProgressEvent)>::new(move |p: web_sys::ProgressEvent| {
             if p.length_computable() && p.total() > 0.0 {
-                status.set(Status::Sending(p.loaded() / p.total()));
+                status.set(UploadStatus::Sending(p.loaded() / p.total()));
             }
         });
     if let Ok(upload) = request.upload() {
@@ -127,13 +131,14 @@ fn submit(
         let code = done_request.status().unwrap_or(0);
         let body = done_request.response_text().ok().flatten().unwrap_or_default();
         if (200..300).contains(&code) {
-            status.set(Status::Done("Uploaded.".into()));
+            status.set(UploadStatus::Done("Uploaded.".into()));
             form.reset();
             on_uploaded();
         } else if code == 0 {
-            status.set(Status::Failed("The upload was interrupted. Please try again.".into()));
+            status
+                .set(UploadStatus::Failed("The upload was interrupted. Please try again.".into()));
         } else {
-            status.set(Status::Failed(if body.is_empty() {
+            status.set(UploadStatus::Failed(if body.is_empty() {
                 format!("The upload failed (HTTP {code}).")
             } else {
                 body
@@ -144,6 +149,6 @@ fn submit(
     on_done.forget();
 
     if request.send_with_opt_form_data(Some(&data)).is_err() {
-        status.set(Status::Failed("The upload could not start.".into()));
+        status.set(UploadStatus::Failed("The upload could not start.".into()));
     }
 }
