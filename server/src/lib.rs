@@ -12,6 +12,7 @@ pub mod files;
 pub mod members;
 pub mod openhumans;
 pub mod openhumans_settings;
+pub mod page_cache;
 pub mod routes;
 pub mod sessions;
 pub mod storage;
@@ -20,6 +21,7 @@ pub mod tokens;
 
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use leptos::config::LeptosOptions;
 use tokio::net::TcpListener;
 
@@ -112,8 +114,16 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let _session_pruner = spawn_session_pruner(state.db.clone());
     let router = routes::app(state);
 
-    let listener =
-        TcpListener::bind(addr).await.map_err(|source| ServeError::Io { addr, source })?;
+    // Streamed pages go out in several small writes; with Nagle's algorithm on, each write after
+    // the first waits for the client's delayed ACK (40 ms on Linux).
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Io { addr, source })?
+        .tap_io(|stream| {
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::debug!(%err, "could not set TCP_NODELAY on a connection");
+            }
+        });
     tracing::info!(%addr, url = %public_url, "ohkit is serving");
     eprintln!("ohkit is serving at {public_url}");
     axum::serve(listener, router)

@@ -17,6 +17,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::AppState;
 use crate::backend::ServerBackend;
+use crate::page_cache::{self, PageCache};
 use crate::sessions::DbSessionStore;
 use crate::{enrollment, files};
 
@@ -56,6 +57,7 @@ pub fn app(state: AppState) -> Router {
         .leptos_routes_with_context(&state, routes, context, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(sessions)
+        .layer(axum::middleware::from_fn_with_state(PageCache::default(), page_cache::signup_page))
         .layer(axum::middleware::from_fn_with_state(state.clone(), same_origin_writes))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             // The matched route, not the raw path, so query strings (which may carry an OAuth

@@ -67,3 +67,32 @@ async fn unknown_paths_answer_404() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(html.contains("Page not found"), "{html}");
 }
+
+#[tokio::test]
+async fn the_signup_page_is_served_from_a_short_cache_to_anonymous_visitors_only() {
+    let ohkit = LiveOhkit::start().await;
+    let app = ohkit.router();
+    let (_, first) = get(app.clone(), "/").await;
+    let (_, second) = get(app.clone(), "/").await;
+    // Each render draws a fresh nonce for its scripts, so equal pages came from the cache.
+    assert_eq!(first, second);
+    let (_, with_query) = get(app.clone(), "/?left=1").await;
+    assert_ne!(with_query, first, "a query string is rendered afresh");
+    assert!(with_query.contains("You have left the project"), "{with_query}");
+    let with_cookie = app
+        .clone()
+        .oneshot(
+            Request::get("/")
+                .header("cookie", "ohkit_session=whatever")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("serve");
+    let bytes = with_cookie.into_body().collect().await.expect("body").to_bytes();
+    assert_ne!(
+        String::from_utf8_lossy(&bytes),
+        first,
+        "a visitor with a cookie gets a fresh render"
+    );
+}
