@@ -578,15 +578,7 @@ impl OhClient {
     /// As for any API call; [`OhError::Protocol`] if the answer is not `"success"`.
     #[tracing::instrument(skip_all)]
     pub async fn remove_self(&self, access_token: &str) -> Result<(), OhError> {
-        let url = self.api_url("api/direct-sharing/project/remove-members/")?;
-        let empty: [(&str, &str); 0] = [];
-        let response = self.send(self.inner.http.post(url).form(&empty), access_token).await?;
-        let answer: serde_json::Value = read_json(response).await?;
-        if answer.as_str() == Some("success") {
-            Ok(())
-        } else {
-            Err(OhError::Protocol("remove-members did not answer \"success\"".to_owned()))
-        }
+        self.remove_members(access_token, &[]).await
     }
 
     /// Removes one member from the project with the project's master token (remove-members with
@@ -596,14 +588,19 @@ impl OhClient {
     ///
     /// [`OhError::Rejected`] when Open Humans refuses the ID (not, or no longer, a member);
     /// transport and server errors.
+    #[tracing::instrument(skip_all)]
     pub async fn remove_member(
         &self,
         master_token: &str,
         project_member_id: &str,
     ) -> Result<(), OhError> {
+        self.remove_members(master_token, &[("project_member_ids", project_member_id)]).await
+    }
+
+    /// POSTs `form` to remove-members and expects `"success"`.
+    async fn remove_members(&self, token: &str, form: &[(&str, &str)]) -> Result<(), OhError> {
         let url = self.api_url("api/direct-sharing/project/remove-members/")?;
-        let form = [("project_member_ids", project_member_id)];
-        let response = self.send(self.inner.http.post(url).form(&form), master_token).await?;
+        let response = self.send(self.inner.http.post(url).form(form), token).await?;
         let answer: serde_json::Value = read_json(response).await?;
         if answer.as_str() == Some("success") {
             Ok(())
