@@ -146,23 +146,16 @@ pub async fn complete(
     })?;
 
     let existed = members::find(&state.db, &member.project_member_id).await.map_err(internal)?;
-    members::upsert(
-        &state.db,
-        &member.project_member_id,
-        member.username.as_deref(),
-        &member.sources_shared,
-        now,
-    )
-    .await
-    .map_err(internal)?;
-    if let Err(err) = state.tokens.store_tokens(&member.project_member_id, &tokens).await {
-        // Leave nothing half-written: a member row created here without its tokens goes again.
-        if existed.is_none() {
-            let _ = members::delete(&state.db, &member.project_member_id).await;
-        }
-        tracing::error!(error = %err, "could not store a member's tokens");
-        return Err(AppError::Internal);
-    }
+    state
+        .tokens
+        .store_enrollment(
+            &member.project_member_id,
+            member.username.as_deref(),
+            &member.sources_shared,
+            &tokens,
+        )
+        .await
+        .map_err(internal)?;
 
     // A new session ID at the moment of signing in, so an ID planted before it is worthless.
     session.cycle_id().await.map_err(internal)?;

@@ -180,6 +180,46 @@ impl TokenManager {
         Ok(())
     }
 
+    /// Records a completed authorization in one statement: creates the member, or updates their
+    /// username and sources, together with the tokens of the code exchange (clearing any need to
+    /// reauthorize). One statement, so that a failure leaves neither a member without tokens nor
+    /// a new snapshot beside old tokens.
+    ///
+    /// # Errors
+    ///
+    /// Storage errors.
+    pub async fn store_enrollment(
+        &self,
+        project_member_id: &str,
+        username: Option<&str>,
+        sources_shared: &[String],
+        tokens: &TokenSet,
+    ) -> Result<(), TokenError> {
+        let now = unix_now();
+        let (access, refresh, expires_at) = self.seal(project_member_id, tokens, now);
+        let sources = serde_json::to_string(sources_shared).unwrap_or_else(|_| "[]".to_owned());
+        sqlx::query(
+            "INSERT INTO members (project_member_id, username, sources_shared, access_token, \
+             refresh_token, token_expires_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+             ON CONFLICT (project_member_id) DO UPDATE SET username = excluded.username, \
+             sources_shared = excluded.sources_shared, access_token = excluded.access_token, \
+             refresh_token = excluded.refresh_token, token_expires_at = excluded.token_expires_at, \
+             token_version = members.token_version + 1, needs_reauth = 0, \
+             refresh_lease_owner = NULL, refresh_lease_until = 0, updated_at = excluded.updated_at",
+        )
+        .bind(project_member_id)
+        .bind(username)
+        .bind(&sources)
+        .bind(access)
+        .bind(refresh)
+        .bind(expires_at)
+        .bind(now)
+        .execute(self.inner.db.pool())
+        .await?;
+        Ok(())
+    }
+
     /// A valid access token for the member, refreshed first when it expires within
     /// [`REFRESH_MARGIN`].
     ///

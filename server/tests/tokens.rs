@@ -291,7 +291,37 @@ async fn a_token_rotated_elsewhere_is_no_lockout(db: Db) {
     assert!(matches!(manager.access_token(&id).await, Err(TokenError::NeedsReauthorization)));
 }
 
+/// An enrollment stores the member and their tokens in one statement; a returning member's
+/// reauthorization replaces the tokens and the snapshot and clears the need to reauthorize.
+async fn an_enrollment_is_stored_whole(db: Db) {
+    let live = sandbox::start().await;
+    let manager = TokenManager::new(db.clone(), cipher(), live.client());
+    let client = live.client();
+    let first = live.enroll(&client, "bob").await;
+    let member = client.exchange_member(&first.access_token).await.expect("exchange-member");
+    let id = member.project_member_id.clone();
+    manager
+        .store_enrollment(&id, Some("bob"), &["direct-sharing-102".to_owned()], &first)
+        .await
+        .expect("first enrollment");
+    assert_eq!(manager.access_token(&id).await.expect("token"), first.access_token);
+    let stored = members::find(&db, &id).await.expect("query").expect("row");
+    assert_eq!(stored.sources_shared, vec!["direct-sharing-102".to_owned()]);
+
+    manager.after_invalid(&id, &first.access_token).await.expect("mark");
+    let second = live.enroll(&client, "bob").await;
+    let sources = vec!["direct-sharing-102".to_owned(), "direct-sharing-128".to_owned()];
+    manager.store_enrollment(&id, None, &sources, &second).await.expect("reauthorization");
+    let stored = members::find(&db, &id).await.expect("query").expect("row");
+    assert!(!stored.needs_reauth);
+    assert_eq!(stored.username, None);
+    assert_eq!(stored.sources_shared, sources);
+    assert_eq!(manager.access_token(&id).await.expect("token"), second.access_token);
+    assert_eq!(column(&db, &id, "token_version").await.as_deref(), Some("1"));
+}
+
 on_both!(
+    an_enrollment_is_stored_whole,
     a_token_rotated_elsewhere_is_no_lockout,
     stored_token_is_used_as_it_is,
     expiring_token_is_refreshed,
