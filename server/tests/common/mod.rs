@@ -83,6 +83,11 @@ pub struct LiveOhkit {
 impl LiveOhkit {
     /// Starts one.
     pub async fn start() -> Self {
+        // With RUST_LOG set, the server's logs show in the test output (`--nocapture`).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let dir = tempfile::tempdir().expect("temporary directory");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().expect("local address");
