@@ -391,7 +391,9 @@ pub async fn serve_standalone(args: SandboxArgs) -> Result<(), SandboxError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on the first ctrl-c (SIGINT) or SIGTERM; the standalone sandbox and the ohkit server
+/// both stop on it.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::warn!(%error, "cannot listen for ctrl-c");

@@ -294,18 +294,7 @@ impl TokenManager {
         {
             return self.access_token(project_member_id).await.map(Some);
         }
-        // Only while the row still holds the rejected token's version: a refresh or a new
-        // authorization that lands in between wins.
-        let done = sqlx::query(
-            "UPDATE members SET needs_reauth = 1, updated_at = $1 \
-             WHERE project_member_id = $2 AND token_version = $3",
-        )
-        .bind(unix_now())
-        .bind(project_member_id)
-        .bind(row.version)
-        .execute(self.inner.db.pool())
-        .await?;
-        if done.rows_affected() == 0 {
+        if !self.mark_needs_reauth_at(project_member_id, row.version).await? {
             return self.access_token(project_member_id).await.map(Some);
         }
         tracing::info!(member = project_member_id, "member marked as needing reauthorization");
@@ -481,17 +470,7 @@ impl TokenManager {
                     kind = err.kind(),
                     "token refresh failed"
                 );
-                let done = sqlx::query(
-                    "UPDATE members SET needs_reauth = 1, refresh_lease_owner = NULL, \
-                     refresh_lease_until = 0, updated_at = $1 \
-                     WHERE project_member_id = $2 AND token_version = $3",
-                )
-                .bind(unix_now())
-                .bind(project_member_id)
-                .bind(row.version)
-                .execute(self.inner.db.pool())
-                .await?;
-                if done.rows_affected() == 0 {
+                if !self.mark_needs_reauth_at(project_member_id, row.version).await? {
                     // Someone wrote newer tokens meanwhile: theirs are good.
                     let newer = self.load(project_member_id).await?;
                     if !newer.needs_reauth
@@ -569,6 +548,27 @@ impl TokenManager {
             );
         }
         Ok(expires_at)
+    }
+
+    /// Marks the member as needing to authorize again (and frees any refresh lease), but only
+    /// while the row still holds `version`: a refresh or a new authorization that landed in
+    /// between wins. Returns whether the mark was made.
+    async fn mark_needs_reauth_at(
+        &self,
+        project_member_id: &str,
+        version: i64,
+    ) -> Result<bool, TokenError> {
+        let done = sqlx::query(
+            "UPDATE members SET needs_reauth = 1, refresh_lease_owner = NULL, \
+             refresh_lease_until = 0, updated_at = $1 \
+             WHERE project_member_id = $2 AND token_version = $3",
+        )
+        .bind(unix_now())
+        .bind(project_member_id)
+        .bind(version)
+        .execute(self.inner.db.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn release_lease(&self, project_member_id: &str, version: i64) -> Result<(), TokenError> {
