@@ -8,6 +8,23 @@ test.afterEach(async ({ request }) => {
 
 test("a member joins and sees their dashboard", async ({ page }) => {
   await enroll(page, "alice");
+  // Hydration faults (an island the WASM does not export, markup that does not match) show up
+  // as console errors or uncaught exceptions, not as visible breakage. Watched from here on, on
+  // a fresh load of the dashboard: the sandbox's pages before it are not ohkit's.
+  const faults: string[] = [];
+  page.on("pageerror", (error) => faults.push(error.message));
+  page.on("console", (message) => {
+    if (message.type() === "error" || message.type() === "warning") {
+      faults.push(`${message.text()} ${message.location().url}`);
+    }
+  });
+  page.on("response", (response) => {
+    if (response.status() >= 400) faults.push(`${response.status()} ${response.url()}`);
+  });
+  await page.reload();
+  await page.locator("html[data-hydrated]").waitFor({ state: "attached" });
+  // Only the dashboard itself is an island; the rest of the page is plain server HTML.
+  await expect(page.locator("leptos-island")).toHaveCount(1);
   await expect(page.getByRole("heading", { name: "Your membership" })).toBeVisible();
   await expect(page.getByText("alice", { exact: true })).toBeVisible();
   await expect(page.getByRole("heading", { name: "Files you share" })).toBeVisible();
@@ -19,6 +36,7 @@ test("a member joins and sees their dashboard", async ({ page }) => {
   expect(session?.sameSite).toBe("Lax");
   const html = await page.content();
   expect(html).not.toMatch(/access_token|refresh_token/);
+  expect(faults).toEqual([]);
 });
 
 test("a file downloads through a fresh link", async ({ page }) => {

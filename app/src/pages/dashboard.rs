@@ -7,29 +7,48 @@ use super::upload::{UploadForm, UploadStatus};
 use crate::error::AppError;
 use crate::member::{Dashboard, FileView, SourceFiles, load_dashboard};
 
-/// The signed-in member's page.
+/// The signed-in member's page. It is rendered on the server with the member's data; only the
+/// [`MemberDashboard`] island inside it is hydrated.
 #[component]
 pub fn DashboardPage() -> impl IntoView {
-    let delete_file = ServerAction::<crate::member::DeleteReturnedFile>::new();
-    let (uploads, set_uploads) = signal(0_u32);
-    let upload_status = RwSignal::new(UploadStatus::Idle);
-    let dashboard = Resource::new_blocking(
-        move || (delete_file.version().get(), uploads.get()),
-        |_| load_dashboard(),
-    );
+    let dashboard = Resource::new_blocking(|| (), |()| load_dashboard());
 
     view! {
-        <Transition fallback=|| view! { <p class="muted">"Loading your data…"</p> }>
+        <Suspense fallback=|| view! { <p class="muted">"Loading your data…"</p> }>
             {move || Suspend::new(async move {
                 match dashboard.await {
-                    Ok(data) => view! {
-                        <DashboardView data delete_file upload_status on_uploaded=move || set_uploads.update(|n| *n += 1) />
-                    }.into_any(),
+                    Ok(data) => view! { <MemberDashboard data /> }.into_any(),
                     Err(AppError::NotSignedIn) => view! { <SignedOut /> }.into_any(),
                     Err(error) => view! { <ErrorCard error /> }.into_any(),
                 }
             })}
-        </Transition>
+        </Suspense>
+    }
+}
+
+/// The interactive dashboard. It starts from the data the server rendered it with and loads it
+/// again after each upload or deletion, keeping what is on screen until the new data arrives.
+#[island]
+fn MemberDashboard(data: Dashboard) -> impl IntoView {
+    let delete_file = ServerAction::<crate::member::DeleteReturnedFile>::new();
+    let upload_status = RwSignal::new(UploadStatus::Idle);
+    let reload = Action::new(|(): &()| load_dashboard());
+    let reloading = reload.pending();
+    Effect::watch(
+        move || delete_file.version().get(),
+        move |_, _, _| _ = reload.dispatch(()),
+        false,
+    );
+    let on_uploaded = move || _ = reload.dispatch(());
+
+    let current = move || reload.value().get().unwrap_or_else(|| Ok(data.clone()));
+    view! {
+        <p class="muted updating" role="status" hidden=move || !reloading.get()>"Updating…"</p>
+        {move || match current() {
+            Ok(data) => view! { <DashboardView data delete_file upload_status on_uploaded /> }.into_any(),
+            Err(AppError::NotSignedIn) => view! { <SignedOut /> }.into_any(),
+            Err(error) => view! { <ErrorCard error /> }.into_any(),
+        }}
     }
 }
 

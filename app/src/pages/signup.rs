@@ -71,8 +71,9 @@ fn JoinButton(active: bool) -> impl IntoView {
     }
 }
 
-/// A button that reveals what the project will ask for, fetched from the server on demand.
-#[component]
+/// A button that reveals what the project will ask for, fetched from the server on demand. The
+/// only part of the signup page that is hydrated.
+#[island]
 fn RequestsToggle() -> impl IntoView {
     let (open, set_open) = signal(false);
     let load = Action::new(|(): &()| get_project_requests());

@@ -13,7 +13,8 @@ use leptos::prelude::*;
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 pub enum UploadStatus {
     Idle,
-    Sending(f64),
+    /// The share of the file sent so far, in whole percent.
+    Sending(u8),
     Done(String),
     Failed(String),
 }
@@ -48,9 +49,9 @@ pub fn UploadForm(
             </button>
             {move || match status.get() {
                 UploadStatus::Idle => ().into_any(),
-                UploadStatus::Sending(fraction) => view! {
-                    <progress aria-label="Upload progress" max="100" value=format!("{:.0}", fraction * 100.0) />
-                    <p role="status">{format!("Uploading… {:.0}%", fraction * 100.0)}</p>
+                UploadStatus::Sending(percent) => view! {
+                    <progress aria-label="Upload progress" max="100" value=percent.to_string() />
+                    <p role="status">{format!("Uploading… {percent}%")}</p>
                 }.into_any(),
                 UploadStatus::Done(text) => view! { <p role="status" class="ok">{text}</p> }.into_any(),
                 UploadStatus::Failed(text) => view! { <p role="alert" class="error">{text}</p> }.into_any(),
@@ -112,12 +113,14 @@ fn submit(
         status.set(UploadStatus::Failed("The upload could not start.".into()));
         return;
     }
-    status.set(UploadStatus::Sending(0.0));
+    status.set(UploadStatus::Sending(0));
 
     let on_progress =
         Closure::<dyn FnMut(web_sys::ProgressEvent)>::new(move |p: web_sys::ProgressEvent| {
             if p.length_computable() && p.total() > 0.0 {
-                status.set(UploadStatus::Sending(p.loaded() / p.total()));
+                // Whole percent, so that no float formatting is compiled into the client.
+                let percent = (p.loaded() * 100.0 / p.total()).clamp(0.0, 100.0) as u8;
+                status.set(UploadStatus::Sending(percent));
             }
         });
     if let Ok(upload) = request.upload() {
