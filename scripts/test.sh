@@ -31,12 +31,6 @@ step "clippy, browser build (hydrate, wasm32)"
 cargo clippy --locked -p frontend --target wasm32-unknown-unknown -- -D warnings
 
 step "cargo tests"
-# One test at a time in each test binary. The server's integration tests each start a whole
-# ohkit (Leptos rendering included) on a runtime of their own; run side by side in one process,
-# a callback page now and then never finishes rendering, which one process serving with one
-# runtime (as ohkit does) has not shown under 90 concurrent enrollments.
-# TODO(#4): find what Leptos shares between runtimes, then let the tests run in parallel again.
-export RUST_TEST_THREADS=1
 export OHKIT_TEST_POSTGRES_URL="${OHKIT_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 pg_hostport="$(echo "$OHKIT_TEST_POSTGRES_URL" | sed -E 's#^[a-z]+://([^@/]*@)?([^/:?]+)(:([0-9]+))?.*#\2 \4#')"
 read -r pg_host pg_port <<<"$pg_hostport"

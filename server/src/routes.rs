@@ -1,6 +1,6 @@
 //! The HTTP surface: the Leptos pages and server functions, health checks, static files.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use app::backend::SharedBackend;
 use app::{App, shell};
@@ -10,7 +10,7 @@ use axum::extract::{MatchedPath, State};
 use axum::http::{Method, Request, StatusCode, header};
 use axum::routing::{get, post};
 use leptos::prelude::provide_context;
-use leptos_axum::{LeptosRoutes, generate_route_list};
+use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
@@ -24,9 +24,21 @@ use crate::{enrollment, files};
 /// Where the in-process sandbox is mounted on the embedded default.
 pub const SANDBOX_PREFIX: &str = "/oh-sandbox";
 
+/// The Leptos page routes, generated once per process.
+///
+/// Generating them renders the app with resource loading switched off for the whole process
+/// (leptos_server's `SuppressResourceLoad` is a global flag). A page rendering meanwhile, in
+/// another ohkit router in the same process, would create its resources while the flag is up and
+/// never load them: the page would hang. Generating once, before any router exists, leaves no
+/// such window; several routers in one process are what the integration tests run.
+fn route_list() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// Builds the whole router. It does no input or output of its own, so tests call it directly.
 pub fn app(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+    let routes = route_list();
     let backend: SharedBackend = Arc::new(ServerBackend::new(state.clone()));
     let context = move || provide_context(backend.clone());
     let options = state.leptos_options.clone();
