@@ -32,6 +32,34 @@ async fn member_id(session: &Session) -> Option<String> {
     session.get::<String>(MEMBER_KEY).await.ok().flatten()
 }
 
+/// What a browser without the WASM client gets when a file route fails: a page in ohkit's style
+/// that says what went wrong and leads back to the dashboard (the scripted client shows the
+/// message in place instead).
+fn error_page(status: StatusCode, error: &AppError) -> Response {
+    let page = maud::html! {
+        (maud::DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "ohkit" }
+                link rel="stylesheet" href="/pkg/ohkit.css";
+                link rel="icon" href="/favicon.svg" type="image/svg+xml";
+            }
+            body {
+                main {
+                    section class="card" {
+                        h1 { "That did not work" }
+                        div class="error" role="alert" { p { (error.to_string()) } }
+                        p { a class="button" href="/dashboard" { "Back to your dashboard" } }
+                    }
+                }
+            }
+        }
+    };
+    (status, page).into_response()
+}
+
 fn error_status(error: &AppError) -> StatusCode {
     match error {
         AppError::NotSignedIn => StatusCode::UNAUTHORIZED,
@@ -68,8 +96,8 @@ pub async fn download(
     .await;
     match result {
         Ok(url) => Redirect::to(&url).into_response(),
-        Err(AppError::Invalid(text)) => (StatusCode::NOT_FOUND, text).into_response(),
-        Err(error) => (error_status(&error), error.to_string()).into_response(),
+        Err(error @ AppError::Invalid(_)) => error_page(StatusCode::NOT_FOUND, &error),
+        Err(error) => error_page(error_status(&error), &error),
     }
 }
 
@@ -126,7 +154,7 @@ pub async fn upload(
         (Ok(id), true) => (StatusCode::CREATED, Json(json!({ "id": id }))).into_response(),
         (Ok(_), false) => Redirect::to("/dashboard").into_response(),
         (Err(error), true) => (error_status(&error), error.to_string()).into_response(),
-        (Err(error), false) => (error_status(&error), error.to_string()).into_response(),
+        (Err(error), false) => error_page(error_status(&error), &error),
     }
 }
 

@@ -173,12 +173,45 @@ async fn a_member_reaches_only_their_own_files() {
     assert!(own.location.as_deref().unwrap_or_default().contains("key="));
     let other = alice.get(&format!("{}/files/{}/download", ohkit.base, bob_files[0])).await;
     assert_eq!(other.status, 404, "someone else's file is not found");
+    assert!(other.body.contains("There is no such file among yours."), "{}", other.body);
+    assert!(other.body.contains("href=\"/dashboard\""), "the error page leads back");
     assert!(!alice_page.body.contains(&member_id(&bob_page.body)));
 
     let anonymous =
         Browser::new().get(&format!("{}/files/{}/download", ohkit.base, alice_files[0])).await;
     assert_eq!(anonymous.status, 303);
     assert_eq!(anonymous.location.as_deref(), Some("/dashboard"));
+}
+
+#[tokio::test]
+async fn a_plain_form_upload_returns_to_the_dashboard_or_says_what_to_change() {
+    let ohkit = LiveOhkit::start().await;
+    let browser = Browser::new();
+    enroll(&ohkit, &browser, "carmen").await;
+    // What a browser without the WASM client posts: the form's fields, in the form's order.
+    let upload = |description: &str| {
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(b"42 steps".to_vec()).file_name("steps.txt"),
+            )
+            .text("description", description.to_owned())
+            .text("tags", "steps".to_owned());
+        browser.client.post(format!("{}/files/upload", ohkit.base)).multipart(form).send()
+    };
+
+    let refused = Browser::read(upload("   ").await.expect("POST answers")).await;
+    assert_eq!(refused.status, 400);
+    assert!(refused.body.contains("Please describe the file."), "{}", refused.body);
+    assert!(refused.body.contains("href=\"/dashboard\""), "the error page leads back");
+    let dashboard = browser.get(&format!("{}/dashboard", ohkit.base)).await;
+    assert!(!dashboard.body.contains("steps.txt"), "nothing was uploaded");
+
+    let accepted = Browser::read(upload("Step count").await.expect("POST answers")).await;
+    assert_eq!(accepted.status, 303);
+    assert_eq!(accepted.location.as_deref(), Some("/dashboard"));
+    let dashboard = browser.get(&format!("{}/dashboard", ohkit.base)).await;
+    assert!(dashboard.body.contains("steps.txt"), "the returned file is listed");
 }
 
 #[tokio::test]
