@@ -3,8 +3,9 @@
 //!
 //! The crate is compiled twice. With the `ssr` feature it renders pages on the server and runs the
 //! bodies of the server functions, which reach the rest of ohkit through the [`backend::Backend`]
-//! trait the server crate implements. With the `hydrate` feature it becomes the WASM client that
-//! takes over the server-rendered page.
+//! trait the server crate implements. With the `hydrate` feature it becomes the WASM client, which
+//! hydrates only the page's islands (the `#[island]` components): the rest of every page stays
+//! the server's HTML.
 
 pub mod error;
 pub mod member;
