@@ -27,10 +27,11 @@ pub const SANDBOX_PREFIX: &str = "/oh-sandbox";
 /// The Leptos page routes, generated once per process.
 ///
 /// Generating them renders the app with resource loading switched off for the whole process
-/// (leptos_server's `SuppressResourceLoad` is a global flag). A page rendering meanwhile, in
-/// another ohkit router in the same process, would create its resources while the flag is up and
-/// never load them: the page would hang. Generating once, before any router exists, leaves no
-/// such window; several routers in one process are what the integration tests run.
+/// (leptos_server's `SuppressResourceLoad` is a global flag; see leptos-rs/leptos#4773). A page
+/// rendering meanwhile, in another ohkit router in the same process, would create its resources
+/// while the flag is up and never load them: the page would hang. Generating once, before any
+/// router exists, leaves no such window; several routers in one process are what the
+/// integration tests run.
 fn route_list() -> Vec<AxumRouteListing> {
     static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
