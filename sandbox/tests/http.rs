@@ -9,18 +9,16 @@ use common::env;
 
 const ORIGIN: &str = "https://app.example.org";
 
+/// A GET from a page on [`ORIGIN`], the way a browser's script sends one.
+fn get_from_origin(path: &str) -> Request<Body> {
+    Request::get(path).header(header::ORIGIN, ORIGIN).body(Body::empty()).expect("request")
+}
+
 #[tokio::test]
 async fn api_answers_carry_cors_headers_for_any_origin() {
     let env = env().await;
     let path = format!("/api/direct-sharing/project/?access_token={}", env.master());
-    let with_origin = env
-        .send(
-            Request::get(&path)
-                .header(header::ORIGIN, ORIGIN)
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await;
+    let with_origin = env.send(get_from_origin(&path)).await;
     assert_eq!(with_origin.status, StatusCode::OK);
     assert_eq!(with_origin.header("access-control-allow-origin"), "*");
     assert_eq!(with_origin.header("vary"), "origin");
@@ -32,14 +30,8 @@ async fn api_answers_carry_cors_headers_for_any_origin() {
     assert_eq!(without_origin.header("vary"), "origin");
 
     // Error answers of the API get them too.
-    let unauthorized = env
-        .send(
-            Request::get("/api/direct-sharing/project/exchange-member/")
-                .header(header::ORIGIN, ORIGIN)
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await;
+    let unauthorized =
+        env.send(get_from_origin("/api/direct-sharing/project/exchange-member/")).await;
     assert_eq!(unauthorized.status, StatusCode::UNAUTHORIZED);
     assert_eq!(unauthorized.header("access-control-allow-origin"), "*");
 }
@@ -93,14 +85,7 @@ async fn preflight_is_answered_on_api_paths_only() {
     assert_eq!(posted.status, StatusCode::BAD_REQUEST);
     assert_eq!(posted.header("access-control-allow-origin"), "");
     assert_eq!(posted.header("vary"), "");
-    let page = env
-        .send(
-            Request::get("/account/login/")
-                .header(header::ORIGIN, ORIGIN)
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await;
+    let page = env.send(get_from_origin("/account/login/")).await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(page.header("access-control-allow-origin"), "");
 }
@@ -113,12 +98,9 @@ async fn get_without_trailing_slash_redirects_permanently() {
     assert_eq!(login.location(), "/oh/account/login/");
 
     let api = env
-        .send(
-            Request::get("/api/direct-sharing/project/exchange-member?access_token=abc&limit=2")
-                .header(header::ORIGIN, ORIGIN)
-                .body(Body::empty())
-                .expect("request"),
-        )
+        .send(get_from_origin(
+            "/api/direct-sharing/project/exchange-member?access_token=abc&limit=2",
+        ))
         .await;
     assert_eq!(api.status, StatusCode::MOVED_PERMANENTLY);
     assert_eq!(

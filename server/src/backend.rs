@@ -88,18 +88,6 @@ impl ServerBackend {
         }
     }
 
-    async fn access_token(&self, member_id: &str) -> Result<String, AppError> {
-        member_token(&self.state, member_id).await
-    }
-
-    async fn with_token<T, F, Fut>(&self, member_id: &str, call: F) -> Result<T, AppError>
-    where
-        F: Fn(String) -> Fut,
-        Fut: std::future::Future<Output = Result<T, OhError>>,
-    {
-        with_member_token(&self.state, member_id, call).await
-    }
-
     async fn reauth_dashboard(&self, member: members::Member) -> Dashboard {
         Dashboard {
             project_member_id: member.project_member_id,
@@ -129,7 +117,7 @@ impl ServerBackend {
 /// rotation before the answer was lost, the old refresh token is now spent and the second try
 /// ends in `invalid_grant`, which marks the member for reauthorization instead of leaving them in
 /// front of an error page.
-pub(crate) async fn member_token(state: &AppState, member_id: &str) -> Result<String, AppError> {
+async fn member_token(state: &AppState, member_id: &str) -> Result<String, AppError> {
     match state.tokens.access_token(member_id).await {
         Err(TokenError::Upstream(err)) => {
             tracing::info!(error = %err, "token refresh failed in transit; trying once more");
@@ -321,13 +309,11 @@ impl Backend for ServerBackend {
         if member.needs_reauth {
             return Ok(self.reauth_dashboard(member).await);
         }
-        let client = self.state.oh_client.clone();
-        let data = match self
-            .with_token(&member_id, |token| {
-                let client = client.clone();
-                async move { client.exchange_member(&token).await }
-            })
-            .await
+        let client = &self.state.oh_client;
+        let data = match with_member_token(&self.state, &member_id, |token| async move {
+            client.exchange_member(&token).await
+        })
+        .await
         {
             Ok(data) => data,
             Err(AppError::NeedsReauthorization) => return Ok(self.reauth_dashboard(member).await),
@@ -347,7 +333,7 @@ impl Backend for ServerBackend {
                 tracing::warn!(error = %err, "could not update a member's details");
             }
         }
-        let token = self.access_token(&member_id).await.ok();
+        let token = member_token(&self.state, &member_id).await.ok();
         let info = self.project_info(token.as_deref(), DASHBOARD_CACHE_TTL).await;
         let own_source = info.as_ref().map(|info| info.id_label.clone());
         let missing_sources = info
@@ -375,15 +361,13 @@ impl Backend for ServerBackend {
     async fn delete_returned_file(&self, file_id: i64) -> Result<(), AppError> {
         let session = self.session().await?;
         let member_id = self.member_id(&session).await?;
-        let client = self.state.oh_client.clone();
+        let client = &self.state.oh_client;
         // The platform limits deletion to this project's files of the token's member, so a
         // member can never delete someone else's file through this call.
-        let deleted = self
-            .with_token(&member_id, |token| {
-                let client = client.clone();
-                async move { client.delete_file(&token, file_id).await }
-            })
-            .await?;
+        let deleted = with_member_token(&self.state, &member_id, |token| async move {
+            client.delete_file(&token, file_id).await
+        })
+        .await?;
         if deleted.is_empty() {
             return Err(AppError::Invalid("That file no longer exists.".into()));
         }
@@ -394,13 +378,11 @@ impl Backend for ServerBackend {
     async fn delete_my_data(&self) -> Result<(), AppError> {
         let session = self.session().await?;
         let member_id = self.member_id(&session).await?;
-        let client = self.state.oh_client.clone();
-        match self
-            .with_token(&member_id, |token| {
-                let client = client.clone();
-                async move { client.remove_self(&token).await }
-            })
-            .await
+        let client = &self.state.oh_client;
+        match with_member_token(&self.state, &member_id, |token| async move {
+            client.remove_self(&token).await
+        })
+        .await
         {
             Ok(()) => {}
             // The member's own token no longer works: the project's master token can still

@@ -28,6 +28,7 @@ pub const DIRECT_UPLOAD_THRESHOLD: u64 = 8 * 1024 * 1024;
 /// Largest file ohkit accepts from a browser (the same limit the browser checks first).
 pub use app::member::MAX_UPLOAD_BYTES;
 
+/// The signed-in member's project member ID, if the session has one.
 async fn member_id(session: &Session) -> Option<String> {
     session.get::<String>(MEMBER_KEY).await.ok().flatten()
 }
@@ -60,6 +61,7 @@ fn error_page(status: StatusCode, error: &AppError) -> Response {
     (status, page).into_response()
 }
 
+/// The HTTP status a failed file request answers with.
 fn error_status(error: &AppError) -> StatusCode {
     match error {
         AppError::NotSignedIn => StatusCode::UNAUTHORIZED,
@@ -82,9 +84,9 @@ pub async fn download(
     let result = async {
         // exchange-member lists only this member's files, so an ID that is not theirs is
         // simply not found.
-        let data = with_member_token(&state, &member_id, |token| {
-            let client = state.oh_client.clone();
-            async move { client.exchange_member(&token).await }
+        let client = &state.oh_client;
+        let data = with_member_token(&state, &member_id, |token| async move {
+            client.exchange_member(&token).await
         })
         .await?;
         data.files
@@ -146,7 +148,12 @@ pub async fn upload(
             })
             .await?
         };
-        tracing::info!(project_member_id = %member_id, file_id = id, size = form.size, "file returned to a member");
+        tracing::info!(
+            project_member_id = %member_id,
+            file_id = id,
+            size = form.size,
+            "file returned to a member"
+        );
         Ok::<i64, AppError>(id)
     }
     .await;

@@ -22,6 +22,11 @@ pub struct Member {
     pub updated_at: i64,
 }
 
+/// The `sources_shared` column's form of a member's sources: a JSON list of labels.
+pub(crate) fn encode_sources(sources_shared: &[String]) -> String {
+    serde_json::to_string(sources_shared).unwrap_or_else(|_| "[]".to_owned())
+}
+
 /// Creates the member, or updates username and sources when they already exist.
 ///
 /// # Errors
@@ -34,7 +39,7 @@ pub async fn upsert(
     sources_shared: &[String],
     now: i64,
 ) -> Result<Member, StorageError> {
-    let sources = serde_json::to_string(sources_shared).unwrap_or_else(|_| "[]".to_owned());
+    let sources = encode_sources(sources_shared);
     sqlx::query(
         "INSERT INTO members (project_member_id, username, sources_shared, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $4) \

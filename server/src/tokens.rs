@@ -27,6 +27,7 @@ use dashmap::DashMap;
 use sqlx::Row;
 
 use crate::crypto::{CryptoError, TokenCipher};
+use crate::members;
 use crate::openhumans::{OhClient, OhError, TokenSet};
 use crate::storage::{Db, StorageError};
 
@@ -149,37 +150,6 @@ impl TokenManager {
         }
     }
 
-    /// Stores the tokens of a code exchange for a member already created by
-    /// `members::upsert`, and clears any need to reauthorize.
-    ///
-    /// # Errors
-    ///
-    /// [`TokenError::UnknownMember`] when the row does not exist; storage errors.
-    pub async fn store_tokens(
-        &self,
-        project_member_id: &str,
-        tokens: &TokenSet,
-    ) -> Result<(), TokenError> {
-        let now = unix_now();
-        let (access, refresh, expires_at) = self.seal(project_member_id, tokens, now);
-        let done = sqlx::query(
-            "UPDATE members SET access_token = $1, refresh_token = $2, token_expires_at = $3, \
-             token_version = token_version + 1, needs_reauth = 0, refresh_lease_owner = NULL, \
-             refresh_lease_until = 0, updated_at = $4 WHERE project_member_id = $5",
-        )
-        .bind(access)
-        .bind(refresh)
-        .bind(expires_at)
-        .bind(now)
-        .bind(project_member_id)
-        .execute(self.inner.db.pool())
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(TokenError::UnknownMember);
-        }
-        Ok(())
-    }
-
     /// Records a completed authorization in one statement: creates the member, or updates their
     /// username and sources, together with the tokens of the code exchange (clearing any need to
     /// reauthorize). One statement, so that a failure leaves neither a member without tokens nor
@@ -197,7 +167,7 @@ impl TokenManager {
     ) -> Result<(), TokenError> {
         let now = unix_now();
         let (access, refresh, expires_at) = self.seal(project_member_id, tokens, now);
-        let sources = serde_json::to_string(sources_shared).unwrap_or_else(|_| "[]".to_owned());
+        let sources = members::encode_sources(sources_shared);
         sqlx::query(
             "INSERT INTO members (project_member_id, username, sources_shared, access_token, \
              refresh_token, token_expires_at, created_at, updated_at) \

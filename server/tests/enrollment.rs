@@ -331,37 +331,28 @@ async fn a_post_from_another_site_is_refused() {
     let browser = Browser::new();
     enroll(&ohkit, &browser, "bob").await;
     let logout = format!("{}/api/logout", ohkit.base);
-    let forged = browser
-        .client
-        .post(&logout)
-        .header("origin", "https://elsewhere.example")
-        .form(&Vec::<(String, String)>::new())
-        .send()
-        .await
-        .expect("POST answers");
+    let post_logout = |headers: &[(&str, &str)]| {
+        let mut request = browser.client.post(&logout).form(&Vec::<(String, String)>::new());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+    let forged =
+        post_logout(&[("origin", "https://elsewhere.example")]).await.expect("POST answers");
     assert_eq!(forged.status(), 403);
-    let sibling = browser
-        .client
-        .post(&logout)
-        .header("sec-fetch-site", "same-site")
-        .form(&Vec::<(String, String)>::new())
-        .send()
-        .await
-        .expect("POST answers");
+    let sibling = post_logout(&[("sec-fetch-site", "same-site")]).await.expect("POST answers");
     assert_eq!(sibling.status(), 403);
     let still = browser.get(&format!("{}/dashboard", ohkit.base)).await;
     assert!(still.body.contains("Your membership"), "the member is still signed in");
 
-    let own = browser
-        .client
-        .post(&logout)
-        .header("origin", ohkit.base.trim_end_matches('/'))
-        .header("sec-fetch-site", "same-origin")
-        .header("accept", "text/html")
-        .form(&Vec::<(String, String)>::new())
-        .send()
-        .await
-        .expect("POST answers");
+    let own = post_logout(&[
+        ("origin", ohkit.base.trim_end_matches('/')),
+        ("sec-fetch-site", "same-origin"),
+        ("accept", "text/html"),
+    ])
+    .await
+    .expect("POST answers");
     assert!(own.status().is_redirection(), "{}", own.status());
     let after = browser.get(&format!("{}/dashboard", ohkit.base)).await;
     assert!(after.body.contains("You are not signed in"), "{}", after.body);

@@ -32,25 +32,19 @@ fn now() -> i64 {
 }
 
 /// Enrolls `username` through the consent page and stores the member and their tokens.
-async fn enroll(
-    live: &LiveSandbox,
-    manager: &TokenManager,
-    db: &Db,
-    username: &str,
-) -> (String, TokenSet) {
+async fn enroll(live: &LiveSandbox, manager: &TokenManager, username: &str) -> (String, TokenSet) {
     let client = live.client();
     let tokens = live.enroll(&client, username).await;
     let member = client.exchange_member(&tokens.access_token).await.expect("exchange-member");
-    members::upsert(
-        db,
-        &member.project_member_id,
-        member.username.as_deref(),
-        &member.sources_shared,
-        now(),
-    )
-    .await
-    .expect("member row");
-    manager.store_tokens(&member.project_member_id, &tokens).await.expect("store tokens");
+    manager
+        .store_enrollment(
+            &member.project_member_id,
+            member.username.as_deref(),
+            &member.sources_shared,
+            &tokens,
+        )
+        .await
+        .expect("store the enrollment");
     (member.project_member_id, tokens)
 }
 
@@ -79,7 +73,7 @@ async fn column(db: &Db, id: &str, name: &str) -> Option<String> {
 async fn stored_token_is_used_as_it_is(db: Db) {
     let live = sandbox::start().await;
     let manager = TokenManager::new(db.clone(), cipher(), live.client());
-    let (id, tokens) = enroll(&live, &manager, &db, "alice").await;
+    let (id, tokens) = enroll(&live, &manager, "alice").await;
     let before = live.token_requests();
     assert_eq!(manager.access_token(&id).await.expect("token"), tokens.access_token);
     assert_eq!(live.token_requests(), before);
@@ -101,7 +95,7 @@ async fn expiring_token_is_refreshed(db: Db) {
     let live = sandbox::start().await;
     let client = live.client();
     let manager = TokenManager::new(db.clone(), cipher(), client.clone());
-    let (id, tokens) = enroll(&live, &manager, &db, "bob").await;
+    let (id, tokens) = enroll(&live, &manager, "bob").await;
     expire(&live, &db, &id).await;
     let expired = client.exchange_member(&tokens.access_token).await;
     assert!(matches!(expired, Err(OhError::ExpiredToken)), "{expired:?}");
@@ -122,7 +116,7 @@ async fn expiring_token_is_refreshed(db: Db) {
 async fn many_callers_share_one_refresh(db: Db) {
     let live = sandbox::start().await;
     let manager = TokenManager::new(db.clone(), cipher(), live.client());
-    let (id, tokens) = enroll(&live, &manager, &db, "carmen").await;
+    let (id, tokens) = enroll(&live, &manager, "carmen").await;
     expire(&live, &db, &id).await;
     let before = live.token_requests();
     let id = Arc::new(id);
@@ -148,7 +142,7 @@ async fn two_instances_share_one_refresh(first: Db, second: Db) {
     let live = sandbox::start().await;
     let one = TokenManager::new(first.clone(), cipher(), live.client());
     let two = TokenManager::new(second, cipher(), live.client());
-    let (id, _) = enroll(&live, &one, &first, "dmitri").await;
+    let (id, _) = enroll(&live, &one, "dmitri").await;
     expire(&live, &first, &id).await;
     let before = live.token_requests();
     let id = Arc::new(id);
@@ -175,7 +169,7 @@ async fn refused_refresh_needs_reauthorization(db: Db) {
     let client = live.client();
     let manager = TokenManager::new(db.clone(), cipher(), client.clone());
 
-    let (left, tokens) = enroll(&live, &manager, &db, "esi").await;
+    let (left, tokens) = enroll(&live, &manager, "esi").await;
     client.remove_self(&tokens.access_token).await.expect("member leaves");
     expire(&live, &db, &left).await;
     let result = manager.access_token(&left).await;
@@ -186,7 +180,7 @@ async fn refused_refresh_needs_reauthorization(db: Db) {
     assert!(matches!(manager.refresh_now(&left).await, Err(TokenError::NeedsReauthorization)));
     assert_eq!(live.token_requests(), before, "no further refresh is attempted");
 
-    let (rotated, tokens) = enroll(&live, &manager, &db, "alice").await;
+    let (rotated, tokens) = enroll(&live, &manager, "alice").await;
     client.refresh(&tokens.refresh_token).await.expect("someone else spends the refresh token");
     expire(&live, &db, &rotated).await;
     let result = manager.access_token(&rotated).await;
@@ -194,7 +188,7 @@ async fn refused_refresh_needs_reauthorization(db: Db) {
     assert_eq!(column(&db, &rotated, "needs_reauth").await.as_deref(), Some("1"));
 
     let fresh = live.enroll(&client, "alice").await;
-    manager.store_tokens(&rotated, &fresh).await.expect("reauthorized");
+    manager.store_enrollment(&rotated, Some("alice"), &[], &fresh).await.expect("reauthorized");
     assert_eq!(column(&db, &rotated, "needs_reauth").await.as_deref(), Some("0"));
     assert_eq!(manager.access_token(&rotated).await.expect("usable again"), fresh.access_token);
 }
@@ -202,7 +196,7 @@ async fn refused_refresh_needs_reauthorization(db: Db) {
 async fn lost_refresh_answer_then_reauthorization(db: Db) {
     let live = sandbox::start().await;
     let manager = TokenManager::new(db.clone(), cipher(), live.client());
-    let (id, _) = enroll(&live, &manager, &db, "bob").await;
+    let (id, _) = enroll(&live, &manager, "bob").await;
     expire(&live, &db, &id).await;
     live.sandbox.set_faults(Faults { drop_refresh_response: true, ..Faults::default() });
     let first = manager.access_token(&id).await;
@@ -221,9 +215,9 @@ async fn lost_refresh_answer_then_reauthorization(db: Db) {
 async fn sweep_refreshes_only_members_due(db: Db) {
     let live = sandbox::start().await;
     let manager = TokenManager::new(db.clone(), cipher(), live.client());
-    let (due, due_tokens) = enroll(&live, &manager, &db, "carmen").await;
-    let (fine, fine_tokens) = enroll(&live, &manager, &db, "dmitri").await;
-    let (gone, gone_tokens) = enroll(&live, &manager, &db, "esi").await;
+    let (due, due_tokens) = enroll(&live, &manager, "carmen").await;
+    let (fine, fine_tokens) = enroll(&live, &manager, "dmitri").await;
+    let (gone, gone_tokens) = enroll(&live, &manager, "esi").await;
     let marked = manager.after_invalid(&gone, &gone_tokens.access_token).await.expect("mark");
     assert_eq!(marked, None);
     for id in [&due, &gone] {
@@ -274,7 +268,7 @@ macro_rules! on_both {
 async fn a_token_rotated_elsewhere_is_no_lockout(db: Db) {
     let live = sandbox::start().await;
     let manager = TokenManager::new(db.clone(), cipher(), live.client());
-    let (id, first) = enroll(&live, &manager, &db, "alice").await;
+    let (id, first) = enroll(&live, &manager, "alice").await;
     let second = manager.refresh_now(&id).await.expect("refresh elsewhere");
     assert_ne!(second, first.access_token);
 
